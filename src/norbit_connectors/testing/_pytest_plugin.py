@@ -1,0 +1,1 @@
+"""pytest plugin: the ``slack_emulator`` fixture."""
