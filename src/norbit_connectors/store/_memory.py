@@ -1,0 +1,220 @@
+"""MemoryStore: the Store protocol in process memory, for tests and throwaway runs."""
+
+from __future__ import annotations
+
+import copy
+import json
+from typing import Any
+
+import anyio
+from attrs import evolve
+
+from ._base import Batch, CommitResult, Document, InboxKey, Job, TranscriptEntry
+
+__all__ = ["MemoryStore"]
+
+
+def _json_copy(value: Any) -> Any:
+    # Values must survive a round trip through JSON exactly as in the durable stores.
+    return json.loads(json.dumps(value))
+
+
+class MemoryStore:
+    """Keeps everything in dictionaries. Nothing survives the process; semantics match the durable stores."""
+
+    def __init__(self) -> None:
+        self._lock = anyio.Lock()
+        self._docs: dict[tuple[str, str], Document] = {}
+        self._transcripts: dict[str, list[TranscriptEntry]] = {}
+        self._inbox: dict[InboxKey, float] = {}
+        self._jobs: dict[int, Job] = {}
+        self._leases: dict[int, tuple[str, float]] = {}
+        self._next_job_id = 1
+
+    def __repr__(self) -> str:
+        return f"MemoryStore(documents={len(self._docs)}, jobs={len(self._jobs)})"
+
+    async def open(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+    async def __aenter__(self) -> MemoryStore:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # -- writes -------------------------------------------------------------------------------------------
+
+    def _check(self, batch: Batch) -> CommitResult | None:
+        for put in batch.puts:
+            current = self._docs.get((put.namespace, put.key))
+            if put.expected_version is None:
+                continue
+            have = current.version if current is not None else 0
+            if have != put.expected_version:
+                return CommitResult(ok=False, conflict=(put.namespace, put.key))
+        seen: set[InboxKey] = set()
+        for key in batch.inbox:
+            if key in self._inbox or key in seen:
+                return CommitResult(ok=False, duplicate=key)
+            seen.add(key)
+        return None
+
+    def _apply(self, batch: Batch, now: float) -> CommitResult:
+        versions: list[int] = []
+        for put in batch.puts:
+            k = (put.namespace, put.key)
+            if put.delete:
+                self._docs.pop(k, None)
+                versions.append(0)
+                continue
+            current = self._docs.get(k)
+            version = (current.version if current is not None else 0) + 1
+            self._docs[k] = Document(value=_json_copy(put.value), version=version)
+            versions.append(version)
+        seqs: list[int] = []
+        for entry in batch.transcript:
+            entries = self._transcripts.setdefault(entry.conversation_id, [])
+            seq = len(entries) + 1
+            entries.append(evolve(entry, seq=seq))
+            seqs.append(seq)
+        for key in batch.inbox:
+            self._inbox[key] = now
+        job_ids: list[int] = []
+        for new in batch.jobs:
+            job_id = self._next_job_id
+            self._next_job_id += 1
+            self._jobs[job_id] = Job(
+                id=job_id,
+                queue_key=new.queue_key,
+                connector=new.connector,
+                kind=new.kind,
+                payload=_json_copy(dict(new.payload)),
+                not_before=new.not_before,
+                created_at=now,
+            )
+            job_ids.append(job_id)
+        return CommitResult(ok=True, versions=tuple(versions), seqs=tuple(seqs), job_ids=tuple(job_ids))
+
+    async def commit(self, batch: Batch, *, now: float) -> CommitResult:
+        async with self._lock:
+            failed = self._check(batch)
+            if failed is not None:
+                return failed
+            return self._apply(batch, now)
+
+    # -- reads --------------------------------------------------------------------------------------------
+
+    async def get(self, namespace: str, key: str) -> Document | None:
+        doc = self._docs.get((namespace, key))
+        return None if doc is None else Document(value=copy.deepcopy(doc.value), version=doc.version)
+
+    async def scan(self, namespace: str, *, prefix: str = "") -> list[tuple[str, Document]]:
+        found = [
+            (k, Document(value=copy.deepcopy(d.value), version=d.version))
+            for (ns, k), d in self._docs.items()
+            if ns == namespace and k.startswith(prefix)
+        ]
+        return sorted(found, key=lambda item: item[0])
+
+    async def transcript(self, conversation_id: str, *, after_seq: int = 0) -> list[TranscriptEntry]:
+        return [e for e in self._transcripts.get(conversation_id, ()) if e.seq > after_seq]
+
+    # -- jobs ---------------------------------------------------------------------------------------------
+
+    def _heads(self) -> list[Job]:
+        heads: dict[str, Job] = {}
+        for job in self._jobs.values():  # insertion order == id order
+            if job.dead:
+                continue
+            if job.queue_key not in heads:
+                heads[job.queue_key] = job
+        return sorted(heads.values(), key=lambda j: j.id)
+
+    def _holds(self, job_id: int, owner: str) -> bool:
+        lease = self._leases.get(job_id)
+        return job_id in self._jobs and lease is not None and lease[0] == owner
+
+    async def claim_jobs(self, owner: str, *, now: float, lease_seconds: float, limit: int) -> list[Job]:
+        async with self._lock:
+            claimed: list[Job] = []
+            for job in self._heads():
+                if len(claimed) >= limit:
+                    break
+                if job.not_before > now:
+                    continue
+                lease = self._leases.get(job.id)
+                if lease is not None and lease[1] > now:
+                    continue
+                self._leases[job.id] = (owner, now + lease_seconds)
+                claimed.append(job)
+            return claimed
+
+    async def finish_job(self, job_id: int, owner: str, *, batch: Batch | None = None, now: float) -> bool:
+        async with self._lock:
+            if not self._holds(job_id, owner):
+                return False
+            if batch:
+                if self._check(batch) is not None:
+                    return False
+                self._apply(batch, now)
+            del self._jobs[job_id]
+            del self._leases[job_id]
+            return True
+
+    async def retry_job(self, job_id: int, owner: str, *, not_before: float, error: str, now: float) -> bool:
+        async with self._lock:
+            if not self._holds(job_id, owner):
+                return False
+            job = self._jobs[job_id]
+            self._jobs[job_id] = evolve(job, attempts=job.attempts + 1, not_before=not_before, last_error=error)
+            del self._leases[job_id]
+            return True
+
+    async def extend_lease(self, job_id: int, owner: str, *, until: float) -> bool:
+        async with self._lock:
+            if not self._holds(job_id, owner):
+                return False
+            self._leases[job_id] = (owner, until)
+            return True
+
+    async def dead_letter_job(self, job_id: int, owner: str, *, reason: str, now: float) -> bool:
+        async with self._lock:
+            if not self._holds(job_id, owner):
+                return False
+            job = self._jobs[job_id]
+            self._jobs[job_id] = evolve(job, attempts=job.attempts + 1, last_error=reason, dead=True)
+            del self._leases[job_id]
+            return True
+
+    async def dead_letters(self) -> list[Job]:
+        return [j for j in self._jobs.values() if j.dead]
+
+    async def requeue_dead_letter(self, job_id: int, *, now: float) -> bool:
+        async with self._lock:
+            job = self._jobs.get(job_id)
+            if job is None or not job.dead:
+                return False
+            del self._jobs[job_id]
+            new_id = self._next_job_id
+            self._next_job_id += 1
+            self._jobs[new_id] = evolve(job, id=new_id, dead=False, not_before=now, created_at=now)
+            return True
+
+    async def pending_jobs(self) -> int:
+        return sum(1 for j in self._jobs.values() if not j.dead)
+
+    async def next_job_time(self) -> float | None:
+        times = [j.not_before for j in self._heads()]
+        return min(times) if times else None
+
+    async def prune(self, *, inbox_before: float) -> int:
+        async with self._lock:
+            old = [k for k, at in self._inbox.items() if at < inbox_before]
+            for k in old:
+                del self._inbox[k]
+            return len(old)
