@@ -26,8 +26,9 @@ from norbit_connectors.slack._naming import (
         ("Þór", "thor"),
         ("Œuvre", "oeuvre"),
         ("İstanbul", "istanbul"),
-        ("ＡＢＣ　１２３", "abc-123"),
-        ("  --John   O'Brien!!--  ", "john-o-brien"),
+        ("\uff21\uff22\uff23\u3000\uff11\uff12\uff13", "abc-123")(  # full-width,
+            "  --John   O'Brien!!--  ", "john-o-brien"
+        ),
         ("snake_case_name", "snake_case_name"),
         ("__x__", "x"),
     ],
@@ -87,7 +88,9 @@ def test_next_suffix_and_candidates() -> None:
     prefix=st.text(max_size=30),
     suffix=st.none() | st.integers(min_value=2, max_value=10**6),
 )
-def test_every_input_yields_a_valid_name(name: str, fallback_id: str, prefix: str, suffix: int | None) -> None:
+def test_every_input_yields_a_valid_name(
+    name: str, fallback_id: str, prefix: str, suffix: int | None
+) -> None:
     result = channel_name(name, fallback_id=fallback_id, suffix=suffix, prefix=prefix)
     assert CHANNEL_NAME_PATTERN.match(result), result
     assert len(result) <= MAX_CHANNEL_NAME_LENGTH

@@ -47,7 +47,7 @@ _TRANSLITERATE = str.maketrans(
         "Þ": "TH",
         "œ": "oe",
         "Œ": "OE",
-        "ı": "i",
+        "\N{LATIN SMALL LETTER DOTLESS I}": "i",
         "ħ": "h",
         "Ħ": "H",
         "ŧ": "t",
@@ -55,7 +55,7 @@ _TRANSLITERATE = str.maketrans(
         "ŋ": "n",
         "Ŋ": "N",
         "ĸ": "k",
-        "ſ": "s",
+        "\N{LATIN SMALL LETTER LONG S}": "s",
         "ƒ": "f",
     }
 )
