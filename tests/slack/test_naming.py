@@ -26,9 +26,8 @@ from norbit_connectors.slack._naming import (
         ("Þór", "thor"),
         ("Œuvre", "oeuvre"),
         ("İstanbul", "istanbul"),
-        ("\uff21\uff22\uff23\u3000\uff11\uff12\uff13", "abc-123")(  # full-width,
-            "  --John   O'Brien!!--  ", "john-o-brien"
-        ),
+        ("\uff21\uff22\uff23\u3000\uff11\uff12\uff13", "abc-123"),  # full-width
+        ("  --John   O'Brien!!--  ", "john-o-brien"),
         ("snake_case_name", "snake_case_name"),
         ("__x__", "x"),
     ],
