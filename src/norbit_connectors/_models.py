@@ -12,8 +12,8 @@ from types import MappingProxyType
 from typing import Any, Literal
 
 import cattrs
-from cattrs.preconf.json import make_converter as make_json_converter
 from attrs import field, frozen
+from cattrs.preconf.json import make_converter as make_json_converter
 
 __all__ = [
     "Agent",

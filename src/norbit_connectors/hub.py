@@ -1,0 +1,735 @@
+"""The Hub: takes the host's calls, writes them durably, and runs the delivery workers.
+
+Every host call (:meth:`Hub.customer_message`, :meth:`Hub.archive`, ...) returns once its work is committed to the
+store. Workers inside ``async with hub:`` then carry it out through the connectors: in order per conversation and
+connector, concurrently across conversations, exactly once, surviving restarts (a job whose worker died is leased
+again when its lease runs out). Inbound work from connectors (an agent's reply in Slack, a Telegram message) goes
+through the same queue.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import random
+import socket
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from types import MappingProxyType
+from typing import Any
+
+import anyio
+from anyio.abc import TaskGroup
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+from attrs import evolve, frozen
+
+from ._connector import Connector, ConversationState, HubContext
+from ._events import (
+    AgentMessage,
+    Archived,
+    BotMessage,
+    CustomerMessage,
+    DeliverReply,
+    HubEvent,
+    Notified,
+    TakeOver,
+    encode_event,
+)
+from ._models import Agent, AgentReply, Conversation, Delivery, Department, Message, converter
+from .exceptions import (
+    ConfigurationError,
+    NorbitError,
+    PermissionDenied,
+    RateLimited,
+    TransportError,
+    UsageError,
+)
+from .store import Batch, InboxKey, Job, MemoryStore, NewJob, Put, Store, TranscriptEntry
+
+__all__ = ["DeadLetter", "Hub"]
+
+log = logging.getLogger("norbit_connectors.hub")
+
+OnAgentReply = Callable[[AgentReply], Awaitable[Delivery | None]]
+OnArchive = Callable[[str], Awaitable[None]]
+OnAgentEdit = Callable[[AgentReply], Awaitable[None]]
+OnAgentDelete = Callable[[str, str], Awaitable[None]]
+
+CONVERSATIONS = "conv"
+HUB = "hub"
+
+
+@frozen(kw_only=True)
+class DeadLetter:
+    """A job parked because it can never succeed as it is (``reason``); retry it with
+    :meth:`Hub.retry_dead_letter` once the cause is fixed."""
+
+    id: int
+    connector: str
+    kind: str
+    conversation_id: str | None
+    reason: str
+    attempts: int
+
+
+class _Conflict(Exception):
+    """A compare-and-swap lost against a concurrent writer: plan again."""
+
+
+class _HubJobs:
+    """Job kinds the hub performs itself."""
+
+    AGENT_REPLY = "agent_reply"
+    ARCHIVED_REMOTELY = "archived_remotely"
+    CUSTOMER_MESSAGE = "customer_message"
+    AGENT_EDIT = "agent_edit"
+    AGENT_DELETE = "agent_delete"
+    CLAIM = "claim"
+
+
+def _state_from(doc_value: Any) -> ConversationState:
+    state: ConversationState = converter.structure(doc_value, ConversationState)
+    return state
+
+
+class Hub:
+    """Connects the host's conversations to agent-side and customer-side connectors. See the module docstring.
+
+    Use it as ``async with hub:``; the host calls are made inside that block.
+    """
+
+    def __init__(
+        self,
+        *,
+        store: Store | None = None,
+        connectors: Sequence[Connector] = (),
+        agents: Iterable[Agent] = (),
+        departments: Iterable[Department] = (),
+        on_agent_reply: OnAgentReply | None = None,
+        on_archive: OnArchive | None = None,
+        on_agent_edit: OnAgentEdit | None = None,
+        on_agent_delete: OnAgentDelete | None = None,
+        routing: Any = None,
+        on_assigned: Callable[[Any], Awaitable[None]] | None = None,
+        workers: int = 8,
+        lease_seconds: float = 30.0,
+        max_attempts: int = 12,
+        retry_base: float = 0.5,
+        poll_interval: float = 0.5,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store: Store = store if store is not None else MemoryStore()
+        self._connectors: dict[str, Connector] = {}
+        for connector in connectors:
+            if not isinstance(connector, Connector):
+                raise ConfigurationError(f"{connector!r} is not a Connector")
+            if not connector.name or connector.name == HUB:
+                raise ConfigurationError(
+                    f"connector {type(connector).__name__} needs a name other than 'hub'"
+                )
+            if connector.name in self._connectors:
+                raise ConfigurationError(
+                    f"two connectors are named {connector.name!r}: give each its own name"
+                )
+            self._connectors[connector.name] = connector
+        self._departments = {d.id: d for d in departments}
+        self._agents: dict[str, Agent] = {}
+        for agent in agents:
+            if agent.id in self._agents:
+                raise ConfigurationError(f"two agents have the id {agent.id!r}")
+            unknown = agent.department_ids - self._departments.keys()
+            if unknown and self._departments:
+                raise ConfigurationError(
+                    f"agent {agent.id!r} names unknown departments {sorted(unknown)}: add them to departments="
+                )
+            self._agents[agent.id] = agent
+        if workers < 1:
+            raise ConfigurationError("workers must be at least 1")
+        if lease_seconds <= 0:
+            raise ConfigurationError("lease_seconds must be positive")
+        self.on_agent_reply = on_agent_reply
+        self.on_archive = on_archive
+        self.on_agent_edit = on_agent_edit
+        self.on_agent_delete = on_agent_delete
+        self.routing = routing
+        self.on_assigned = on_assigned
+        self._workers = workers
+        self._lease = lease_seconds
+        self._max_attempts = max_attempts
+        self._retry_base = retry_base
+        self._poll = poll_interval
+        self._clock = clock
+        self._owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._context = _Context(self)
+        self._task_group: TaskGroup | None = None
+        self._inflight: dict[int, Job] = {}
+        self._wake = anyio.Event()
+        self._changed = anyio.Event()
+        self._running = False
+
+    def __repr__(self) -> str:
+        names = ", ".join(self._connectors)
+        return f"<Hub connectors=[{names}] store={type(self.store).__name__} running={self._running}>"
+
+    # -- lifecycle ---------------------------------------------------------------------------------------
+
+    @property
+    def agents(self) -> Mapping[str, Agent]:
+        return MappingProxyType(self._agents)
+
+    @property
+    def departments(self) -> Mapping[str, Department]:
+        return MappingProxyType(self._departments)
+
+    @property
+    def connectors(self) -> Mapping[str, Connector]:
+        return MappingProxyType(self._connectors)
+
+    def _agent_connectors(self) -> list[Connector]:
+        return [c for c in self._connectors.values() if c.role == "agent"]
+
+    async def __aenter__(self) -> Hub:
+        if self._running:
+            raise UsageError("this hub is already running")
+        await self.store.open()
+        started: list[Connector] = []
+        try:
+            for connector in self._connectors.values():
+                await connector.start(self._context)
+                started.append(connector)
+        except BaseException:
+            for connector in reversed(started):
+                await connector.stop()
+            raise
+        self._task_group = anyio.create_task_group()
+        await self._task_group.__aenter__()
+        self._running = True
+        send, receive = anyio.create_memory_object_stream[Job](self._workers)
+        for _ in range(self._workers):
+            self._task_group.start_soon(self._worker, receive.clone())
+        receive.close()
+        self._task_group.start_soon(self._dispatcher, send)
+        self._task_group.start_soon(self._heartbeat)
+        return self
+
+    async def __aexit__(self, *exc_info: Any) -> bool | None:
+        assert self._task_group is not None
+        self._task_group.cancel_scope.cancel()
+        try:
+            return await self._task_group.__aexit__(*exc_info)
+        finally:
+            self._running = False
+            self._task_group = None
+            with anyio.CancelScope(shield=True):
+                await self._release_inflight()
+                for connector in reversed(list(self._connectors.values())):
+                    await connector.stop()
+                await self.store.close()
+
+    async def _release_inflight(self) -> None:
+        # Jobs cut short by the exit go back to the queue at once instead of waiting for their lease to end.
+        now = self._clock()
+        for job in list(self._inflight.values()):
+            await self.store.retry_job(job.id, self._owner, not_before=now, error="hub stopped", now=now)
+        self._inflight.clear()
+
+    def _require_running(self) -> None:
+        if not self._running:
+            raise UsageError("the hub is not running: make this call inside `async with hub:`")
+
+    # -- host calls --------------------------------------------------------------------------------------
+
+    async def customer_message(self, conversation: Conversation, message: Message) -> None:
+        """The customer wrote ``message``: relay it to the agents (the first one opens the channel)."""
+        _check_conversation(conversation)
+        _check_message(message)
+        await self._commit_planned(
+            conversation.id, lambda s, v: self._plan_customer(conversation, message, s, v)
+        )
+
+    async def agent_message(self, conversation: Conversation, message: Message, agent: Agent | None) -> None:
+        """An agent replied in the host's own dashboard: mirror it to the agent side as that agent."""
+        _check_conversation(conversation)
+        _check_message(message)
+        await self._commit_planned(
+            conversation.id,
+            lambda s, v: self._plan_other(conversation, message, s, v, role="agent", agent=agent),
+        )
+
+    async def bot_message(self, conversation: Conversation, message: Message) -> None:
+        """The chatbot answered: kept for the transcript (relayed once a human takes over)."""
+        _check_conversation(conversation)
+        _check_message(message)
+        await self._commit_planned(
+            conversation.id,
+            lambda s, v: self._plan_other(conversation, message, s, v, role="bot", agent=None),
+        )
+
+    async def start_human_takeover(self, conversation: Conversation) -> None:
+        """A human takes over from the chatbot: open the channel if needed, relay the transcript so far in
+        order, then relay live."""
+        _check_conversation(conversation)
+        self._require_running()
+        while True:
+            doc = await self.store.get(CONVERSATIONS, conversation.id)
+            state = _state_from(doc.value) if doc is not None else None
+            version = doc.version if doc is not None else 0
+            if state is not None and state.taken_over:
+                return
+            was_relaying = state is not None and state.relaying
+            transcript = await self.store.transcript(conversation.id) if state is not None else []
+            now = self._clock()
+            if state is None:
+                state = ConversationState(conversation=conversation, created_at=now)
+            state = evolve(state, conversation=self._merge(state.conversation, conversation), taken_over=True)
+            jobs: list[NewJob] = []
+            if not was_relaying and state.status == "open":
+                for connector in self._agent_connectors():
+                    jobs.append(
+                        self._event_job(
+                            connector.name, conversation.id, TakeOver(conversation=state.conversation)
+                        )
+                    )
+                    jobs.extend(
+                        self._event_job(
+                            connector.name, conversation.id, _replay(state.conversation, e, self._agents)
+                        )
+                        for e in transcript
+                    )
+            result = await self.store.commit(
+                Batch(puts=[self._put_state(state, version)], jobs=jobs), now=now
+            )
+            if result.ok:
+                self._wake_up()
+                return
+
+    async def archive(self, conversation_id: str) -> None:
+        """The conversation was archived in the host: archive its channel on the agent side."""
+        self._require_running()
+        doc = await self.store.get(CONVERSATIONS, conversation_id)
+        if doc is None:
+            raise UsageError(f"unknown conversation {conversation_id!r}: nothing was ever sent for it")
+
+        def plan(state: ConversationState | None, version: int) -> Batch | None:
+            if state is None or state.status == "archived":
+                return None
+            state = evolve(state, status="archived")
+            jobs = []
+            if state.relaying:
+                jobs = [
+                    self._event_job(c.name, conversation_id, Archived(conversation_id=conversation_id))
+                    for c in self._agent_connectors()
+                ]
+            return Batch(puts=[self._put_state(state, version)], jobs=jobs)
+
+        await self._commit_planned(conversation_id, plan)
+
+    async def wait_idle(self) -> None:
+        """Return once all accepted work, in both directions, has been processed (or dead-lettered)."""
+        self._require_running()
+        while True:
+            changed = self._changed
+            if not self._inflight and await self.store.pending_jobs() == 0:
+                return
+            with anyio.move_on_after(0.05):
+                await changed.wait()
+
+    async def conversation(self, conversation_id: str) -> ConversationState | None:
+        """What the hub remembers of a conversation (status, takeover), or None."""
+        doc = await self.store.get(CONVERSATIONS, conversation_id)
+        return _state_from(doc.value) if doc is not None else None
+
+    async def dead_letters(self) -> list[DeadLetter]:
+        """Jobs parked because they cannot succeed as they are, oldest first."""
+        parked = await self.store.dead_letters()
+        return [
+            DeadLetter(
+                id=job.id,
+                connector=job.connector,
+                kind=job.kind,
+                conversation_id=_conversation_of(job),
+                reason=job.last_error or "",
+                attempts=job.attempts,
+            )
+            for job in parked
+        ]
+
+    async def retry_dead_letter(self, dead_letter_id: int) -> None:
+        """Queue a parked job again (after fixing its cause)."""
+        if not await self.store.requeue_dead_letter(dead_letter_id, now=self._clock()):
+            raise UsageError(f"no dead letter with id {dead_letter_id}")
+        self._wake_up()
+
+    # -- planning ----------------------------------------------------------------------------------------
+
+    def _merge(self, known: Conversation, given: Conversation) -> Conversation:
+        # The host's latest value wins, except an agent the hub's routing assigned.
+        if self.routing is not None and known.agent_id is not None:
+            return evolve(given, agent_id=known.agent_id)
+        return given
+
+    def _put_state(self, state: ConversationState, version: int) -> Put:
+        return Put(
+            namespace=CONVERSATIONS,
+            key=state.conversation.id,
+            value=converter.unstructure(state),
+            expected_version=version,
+        )
+
+    def _event_job(self, connector: str, conversation_id: str, event: HubEvent) -> NewJob:
+        kind, payload = encode_event(event)
+        return NewJob(
+            queue_key=f"{connector}:{conversation_id}", connector=connector, kind=kind, payload=payload
+        )
+
+    def _plan_customer(
+        self, conversation: Conversation, message: Message, state: ConversationState | None, version: int
+    ) -> Batch:
+        now = self._clock()
+        if state is None:
+            state = ConversationState(conversation=conversation, created_at=now)
+        else:
+            state = evolve(state, conversation=self._merge(state.conversation, conversation))
+        reopened = state.status == "archived"
+        if reopened:
+            state = evolve(state, status="open", epoch=state.epoch + 1)
+        jobs: list[NewJob] = []
+        if state.relaying:
+            event = CustomerMessage(conversation=state.conversation, message=message, reopened=reopened)
+            jobs = [self._event_job(c.name, conversation.id, event) for c in self._agent_connectors()]
+        return Batch(
+            puts=[self._put_state(state, version)],
+            transcript=[
+                TranscriptEntry(conversation_id=conversation.id, role="customer", message=message, at=now)
+            ],
+            inbox=[_message_key(conversation.id, message.id)],
+            jobs=jobs,
+        )
+
+    def _plan_other(
+        self,
+        conversation: Conversation,
+        message: Message,
+        state: ConversationState | None,
+        version: int,
+        *,
+        role: str,
+        agent: Agent | None,
+    ) -> Batch:
+        now = self._clock()
+        if state is None:
+            state = ConversationState(conversation=conversation, created_at=now)
+        else:
+            state = evolve(state, conversation=self._merge(state.conversation, conversation))
+        jobs: list[NewJob] = []
+        if state.relaying and state.status == "open":
+            event: HubEvent
+            if role == "agent":
+                event = AgentMessage(conversation=state.conversation, message=message, agent=agent)
+            else:
+                event = BotMessage(conversation=state.conversation, message=message)
+            jobs = [self._event_job(c.name, conversation.id, event) for c in self._agent_connectors()]
+        entry = TranscriptEntry(
+            conversation_id=conversation.id,
+            role="agent" if role == "agent" else "bot",
+            message=message,
+            agent_id=agent.id if agent is not None else None,
+            at=now,
+        )
+        return Batch(
+            puts=[self._put_state(state, version)],
+            transcript=[entry],
+            inbox=[_message_key(conversation.id, message.id)],
+            jobs=jobs,
+        )
+
+    async def _commit_planned(
+        self, conversation_id: str, plan: Callable[[ConversationState | None, int], Batch | None]
+    ) -> None:
+        self._require_running()
+        while True:
+            doc = await self.store.get(CONVERSATIONS, conversation_id)
+            state = _state_from(doc.value) if doc is not None else None
+            batch = plan(state, doc.version if doc is not None else 0)
+            if batch is None:
+                return
+            result = await self.store.commit(batch, now=self._clock())
+            if result.ok:
+                if batch.jobs:
+                    self._wake_up()
+                return
+            if result.duplicate is not None:
+                log.debug("conversation %s: message already accepted, ignored", conversation_id)
+                return
+
+    # -- hub jobs ----------------------------------------------------------------------------------------
+
+    async def _perform_hub_job(self, job: Job) -> Batch | None:
+        payload = job.payload
+        if job.kind == _HubJobs.AGENT_REPLY:
+            return await self._job_agent_reply(payload)
+        if job.kind == _HubJobs.ARCHIVED_REMOTELY:
+            await self._job_archived_remotely(str(payload["conversation_id"]))
+            return None
+        if job.kind == _HubJobs.CUSTOMER_MESSAGE:
+            conversation = converter.structure(payload["conversation"], Conversation)
+            message = converter.structure(payload["message"], Message)
+            doc = await self.store.get(CONVERSATIONS, conversation.id)
+            state = _state_from(doc.value) if doc is not None else None
+            batch = self._plan_customer(conversation, message, state, doc.version if doc is not None else 0)
+            # The connector deduplicated the platform's delivery when it accepted it.
+            return evolve(batch, inbox=())
+        if job.kind == _HubJobs.AGENT_EDIT:
+            if self.on_agent_edit is not None:
+                await self.on_agent_edit(converter.structure(payload["reply"], AgentReply))
+            return None
+        if job.kind == _HubJobs.AGENT_DELETE:
+            if self.on_agent_delete is not None:
+                await self.on_agent_delete(str(payload["conversation_id"]), str(payload["message_id"]))
+            return None
+        raise UsageError(f"the hub has no job kind {job.kind!r}")
+
+    async def _job_agent_reply(self, payload: Mapping[str, Any]) -> Batch | None:
+        reply = converter.structure(payload["reply"], AgentReply)
+        origin = str(payload.get("origin", ""))
+        state = await self.conversation(reply.conversation_id)
+        if state is None:
+            log.warning("agent reply for unknown conversation %s dropped", reply.conversation_id)
+            return None
+        delivery = await self.on_agent_reply(reply) if self.on_agent_reply is not None else None
+        jobs: list[NewJob] = []
+        source = self._connectors.get(state.conversation.source)
+        if source is not None and source.role == "customer":
+            jobs.append(
+                self._event_job(
+                    source.name,
+                    reply.conversation_id,
+                    DeliverReply(conversation=state.conversation, reply=reply),
+                )
+            )
+        if delivery is not None and origin in self._connectors:
+            shown = delivery.notified_by & {"email", "sms"}
+            if shown:
+                jobs.append(
+                    self._event_job(
+                        origin,
+                        reply.conversation_id,
+                        Notified(conversation_id=reply.conversation_id, notified_by=shown),
+                    )
+                )
+        entry = TranscriptEntry(
+            conversation_id=reply.conversation_id,
+            role="agent",
+            message=reply.message,
+            agent_id=reply.agent.id if reply.agent is not None else None,
+            at=self._clock(),
+        )
+        return Batch(transcript=[entry], jobs=jobs)
+
+    async def _job_archived_remotely(self, conversation_id: str) -> None:
+        def plan(state: ConversationState | None, version: int) -> Batch | None:
+            if state is None or state.status == "archived":
+                return None
+            return Batch(puts=[self._put_state(evolve(state, status="archived"), version)])
+
+        while True:
+            doc = await self.store.get(CONVERSATIONS, conversation_id)
+            state = _state_from(doc.value) if doc is not None else None
+            batch = plan(state, doc.version if doc is not None else 0)
+            if batch is None:
+                break
+            if (await self.store.commit(batch, now=self._clock())).ok:
+                break
+        if self.on_archive is not None:
+            await self.on_archive(conversation_id)
+
+    # -- workers -----------------------------------------------------------------------------------------
+
+    def _wake_up(self) -> None:
+        self._wake.set()
+
+    def _notify_changed(self) -> None:
+        self._changed.set()
+        self._changed = anyio.Event()
+
+    async def _dispatcher(self, send: MemoryObjectSendStream[Job]) -> None:
+        async with send:
+            while True:
+                self._wake = anyio.Event()
+                free = self._workers - len(self._inflight)
+                jobs: list[Job] = []
+                if free > 0:
+                    jobs = await self.store.claim_jobs(
+                        self._owner, now=self._clock(), lease_seconds=self._lease, limit=free
+                    )
+                    for job in jobs:
+                        self._inflight[job.id] = job
+                        await send.send(job)
+                if jobs and len(jobs) == free:
+                    # Workers are full; the next finished job wakes us.
+                    await self._wake.wait()
+                    continue
+                if jobs:
+                    continue
+                delay = self._poll
+                next_time = await self.store.next_job_time()
+                if next_time is not None:
+                    delay = min(delay, max(0.0, next_time - self._clock()))
+                with anyio.move_on_after(delay):
+                    await self._wake.wait()
+
+    async def _heartbeat(self) -> None:
+        # Long-running jobs (waiting for a rate limit) keep their lease while this process lives.
+        while True:
+            await anyio.sleep(self._lease / 3)
+            until = self._clock() + self._lease
+            for job_id in list(self._inflight):
+                await self.store.extend_lease(job_id, self._owner, until=until)
+
+    async def _worker(self, receive: MemoryObjectReceiveStream[Job]) -> None:
+        async with receive:
+            async for job in receive:
+                try:
+                    await self._run_job(job)
+                finally:
+                    self._inflight.pop(job.id, None)
+                    self._wake_up()
+                    self._notify_changed()
+
+    async def _run_job(self, job: Job) -> None:
+        store = self.store
+        try:
+            if job.connector == HUB:
+                batch = await self._perform_hub_job(job)
+            else:
+                connector = self._connectors.get(job.connector)
+                if connector is None:
+                    await store.dead_letter_job(
+                        job.id,
+                        self._owner,
+                        reason=f"no connector named {job.connector!r} in this hub",
+                        now=self._clock(),
+                    )
+                    return
+                batch = await connector.perform(job)
+        except RateLimited as exc:
+            wait = max(exc.retry_after, 0.05)
+            log.info("job %s (%s/%s) rate limited, retrying in %.2fs", job.id, job.connector, job.kind, wait)
+            await store.retry_job(
+                job.id, self._owner, not_before=self._clock() + wait, error=str(exc), now=self._clock()
+            )
+            return
+        except (PermissionDenied, ConfigurationError) as exc:
+            log.error("job %s (%s/%s) parked as a dead letter: %s", job.id, job.connector, job.kind, exc)
+            await store.dead_letter_job(
+                job.id, self._owner, reason=f"{type(exc).__name__}: {exc}", now=self._clock()
+            )
+            return
+        except Exception as exc:
+            await self._failed(job, exc)
+            return
+        if not await store.finish_job(job.id, self._owner, batch=batch, now=self._clock()):
+            # A concurrent writer changed the conversation first: plan the job again.
+            await store.retry_job(
+                job.id, self._owner, not_before=self._clock(), error="conflict", now=self._clock()
+            )
+
+    async def _failed(self, job: Job, exc: Exception) -> None:
+        attempts = job.attempts + 1
+        limit = self._max_attempts * 4 if isinstance(exc, TransportError) else self._max_attempts
+        reason = f"{type(exc).__name__}: {exc}"
+        if attempts >= limit:
+            log.error(
+                "job %s (%s/%s) failed %d times, parked: %s",
+                job.id,
+                job.connector,
+                job.kind,
+                attempts,
+                reason,
+            )
+            await self.store.dead_letter_job(job.id, self._owner, reason=reason, now=self._clock())
+            return
+        if isinstance(exc, NorbitError):
+            log.warning(
+                "job %s (%s/%s) failed (attempt %d): %s", job.id, job.connector, job.kind, attempts, reason
+            )
+        else:
+            log.exception("job %s (%s/%s) raised (attempt %d)", job.id, job.connector, job.kind, attempts)
+        delay = _backoff(attempts, self._retry_base)
+        await self.store.retry_job(
+            job.id, self._owner, not_before=self._clock() + delay, error=reason, now=self._clock()
+        )
+
+
+class _Context(HubContext):
+    def __init__(self, hub: Hub) -> None:
+        self._hub = hub
+        self.store = hub.store
+        self.agents = hub.agents
+        self.departments = hub.departments
+
+    def now(self) -> float:
+        return self._hub._clock()
+
+    async def accept_inbound(self, source: str, event_id: str | None, jobs: Sequence[NewJob]) -> bool:
+        inbox = [InboxKey(source=source, event_id=event_id)] if event_id else []
+        result = await self._hub.store.commit(Batch(inbox=inbox, jobs=jobs), now=self.now())
+        if result.ok:
+            self._hub._wake_up()
+            return True
+        return False
+
+    async def conversation_state(self, conversation_id: str) -> ConversationState | None:
+        return await self._hub.conversation(conversation_id)
+
+    async def transcript(self, conversation_id: str) -> list[TranscriptEntry]:
+        return await self._hub.store.transcript(conversation_id)
+
+    def hub_job(self, kind: str, conversation_id: str, payload: Mapping[str, Any]) -> NewJob:
+        return NewJob(queue_key=f"{HUB}:{conversation_id}", connector=HUB, kind=kind, payload=dict(payload))
+
+    async def claim(self, conversation_id: str, agent_id: str) -> str:
+        raise UsageError("routing is not configured on this hub")
+
+    def wake(self) -> None:
+        self._hub._wake_up()
+
+
+def _backoff(attempts: int, base: float) -> float:
+    # Jitter over an exponential ceiling: base, 2 x base, 4 x base, ... capped at 60 s.
+    ceiling = min(60.0, base * math.pow(2, max(0, attempts - 1)))
+    return random.uniform(ceiling / 2, ceiling)
+
+
+def _message_key(conversation_id: str, message_id: str) -> InboxKey:
+    return InboxKey(source="message", event_id=f"{conversation_id}\x1f{message_id}")
+
+
+def _conversation_of(job: Job) -> str | None:
+    _, _, rest = job.queue_key.partition(":")
+    return rest or None
+
+
+def _replay(conversation: Conversation, entry: TranscriptEntry, agents: Mapping[str, Agent]) -> HubEvent:
+    if entry.role == "customer":
+        return CustomerMessage(conversation=conversation, message=entry.message, replay=True)
+    if entry.role == "agent":
+        agent = agents.get(entry.agent_id) if entry.agent_id else None
+        return AgentMessage(conversation=conversation, message=entry.message, agent=agent, replay=True)
+    return BotMessage(conversation=conversation, message=entry.message, replay=True)
+
+
+def _check_conversation(conversation: Conversation) -> None:
+    if not isinstance(conversation, Conversation):
+        raise UsageError(f"expected a Conversation, got {type(conversation).__name__}")
+    if not conversation.id:
+        raise UsageError("Conversation.id must not be empty")
+
+
+def _check_message(message: Message) -> None:
+    if not isinstance(message, Message):
+        raise UsageError(f"expected a Message, got {type(message).__name__}")
+    if not message.id:
+        raise UsageError("Message.id must not be empty")
