@@ -6,6 +6,7 @@ database between several processes.
 
 from ._base import Batch, CommitResult, Document, InboxKey, Job, NewJob, Put, Store, TranscriptEntry
 from ._memory import MemoryStore
+from ._sqlite import SQLiteStore
 
 __all__ = [
     "Batch",
@@ -16,6 +17,7 @@ __all__ = [
     "MemoryStore",
     "NewJob",
     "Put",
+    "SQLiteStore",
     "Store",
     "TranscriptEntry",
 ]

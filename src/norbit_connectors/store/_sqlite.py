@@ -1,0 +1,392 @@
+"""SQLiteStore: the Store protocol in one SQLite file, shareable by several processes."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+import anyio.to_thread
+
+from ..exceptions import ConfigurationError, UsageError
+from ._base import Batch, CommitResult, Document, InboxKey, Job, TranscriptEntry
+from ._schema import (
+    JOB_COLUMNS,
+    SQLITE_MIGRATIONS,
+    TRANSCRIPT_COLUMNS,
+    dump_json,
+    dump_message,
+    load_json,
+    row_to_job,
+    row_to_transcript,
+)
+
+__all__ = ["SQLiteStore"]
+
+T = TypeVar("T")
+
+# How long a writer waits for another process holding the write lock before giving up.
+_BUSY_TIMEOUT_MS = 30_000
+
+_HEADS = "SELECT MIN(id) FROM jobs WHERE dead = 0 GROUP BY queue_key"
+
+
+class _Abort(Exception):
+    """Roll the transaction back and return ``result``."""
+
+    def __init__(self, result: object) -> None:
+        super().__init__()
+        self.result = result
+
+
+def _write(conn: sqlite3.Connection, fn: Callable[[sqlite3.Connection], T]) -> T:
+    # BEGIN IMMEDIATE takes the write lock up front, so a transaction never fails half way on a lock upgrade.
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        result = fn(conn)
+    except _Abort as abort:
+        conn.execute("ROLLBACK")
+        return abort.result  # type: ignore[return-value]
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+    return result
+
+
+def _check(conn: sqlite3.Connection, batch: Batch) -> CommitResult | None:
+    for put in batch.puts:
+        if put.expected_version is None:
+            continue
+        row = conn.execute(
+            "SELECT version FROM documents WHERE namespace = ? AND key = ?", (put.namespace, put.key)
+        ).fetchone()
+        have = 0 if row is None else int(row[0])
+        if have != put.expected_version:
+            return CommitResult(ok=False, conflict=(put.namespace, put.key))
+    seen: set[InboxKey] = set()
+    for key in batch.inbox:
+        if key in seen:
+            return CommitResult(ok=False, duplicate=key)
+        seen.add(key)
+        row = conn.execute(
+            "SELECT 1 FROM inbox WHERE source = ? AND event_id = ?", (key.source, key.event_id)
+        ).fetchone()
+        if row is not None:
+            return CommitResult(ok=False, duplicate=key)
+    return None
+
+
+def _apply(conn: sqlite3.Connection, batch: Batch, now: float) -> CommitResult:
+    versions: list[int] = []
+    for put in batch.puts:
+        if put.delete:
+            conn.execute("DELETE FROM documents WHERE namespace = ? AND key = ?", (put.namespace, put.key))
+            versions.append(0)
+            continue
+        row = conn.execute(
+            "INSERT INTO documents (namespace, key, value, version) VALUES (?, ?, ?, 1) "
+            "ON CONFLICT (namespace, key) DO UPDATE SET value = excluded.value, version = version + 1 "
+            "RETURNING version",
+            (put.namespace, put.key, dump_json(put.value)),
+        ).fetchone()
+        versions.append(int(row[0]))
+    seqs: list[int] = []
+    if batch.transcript:
+        last: dict[str, int] = {}
+        rows: list[tuple[Any, ...]] = []
+        for entry in batch.transcript:
+            cid = entry.conversation_id
+            if cid not in last:
+                found = conn.execute("SELECT MAX(seq) FROM transcript WHERE conversation_id = ?", (cid,)).fetchone()
+                last[cid] = int(found[0] or 0)
+            last[cid] += 1
+            seqs.append(last[cid])
+            rows.append((cid, last[cid], entry.role, dump_message(entry.message), entry.agent_id, entry.at))
+        conn.executemany(
+            "INSERT INTO transcript (conversation_id, seq, role, message, agent_id, at) VALUES (?, ?, ?, ?, ?, ?)",
+            rows,
+        )
+    if batch.inbox:
+        conn.executemany(
+            "INSERT INTO inbox (source, event_id, accepted_at) VALUES (?, ?, ?)",
+            [(k.source, k.event_id, now) for k in batch.inbox],
+        )
+    job_ids: tuple[int, ...] = ()
+    if batch.jobs:
+        conn.executemany(
+            "INSERT INTO jobs (queue_key, connector, kind, payload, not_before, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+            [(j.queue_key, j.connector, j.kind, dump_json(dict(j.payload)), j.not_before, now) for j in batch.jobs],
+        )
+        # AUTOINCREMENT inside one write transaction hands out consecutive ids.
+        last_id = int(conn.execute("SELECT last_insert_rowid()").fetchone()[0])
+        job_ids = tuple(range(last_id - len(batch.jobs) + 1, last_id + 1))
+    return CommitResult(ok=True, versions=tuple(versions), seqs=tuple(seqs), job_ids=job_ids)
+
+
+def _commit(conn: sqlite3.Connection, batch: Batch, now: float) -> CommitResult:
+    failed = _check(conn, batch)
+    if failed is not None:
+        raise _Abort(failed)
+    return _apply(conn, batch, now)
+
+
+class SQLiteStore:
+    """The Store protocol on a SQLite file (WAL mode).
+
+    Several processes may open the same file: writes take SQLite's write lock (waiting up to 30 s for it), and
+    every claim, finish and commit is one transaction. The schema is created or migrated by :meth:`open`.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        try:
+            self._path = os.fspath(path)
+        except TypeError:
+            raise ConfigurationError(f"SQLiteStore needs a file path, not {type(path).__name__}") from None
+        if not isinstance(self._path, str) or not self._path:
+            raise ConfigurationError("SQLiteStore needs a non-empty file path")
+        self._lock = threading.Lock()
+        self._conn: sqlite3.Connection | None = None
+
+    def __repr__(self) -> str:
+        return f"SQLiteStore({self._path!r})"
+
+    @property
+    def path(self) -> str:
+        return self._path
+
+    # -- lifecycle ----------------------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        await anyio.to_thread.run_sync(self._open_sync)
+
+    async def close(self) -> None:
+        await anyio.to_thread.run_sync(self._close_sync)
+
+    async def __aenter__(self) -> SQLiteStore:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    def _open_sync(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                return
+            try:
+                conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+            except sqlite3.Error as exc:
+                raise ConfigurationError(f"cannot open SQLite database {self._path!r}: {exc}") from exc
+            try:
+                conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+                conn.execute("PRAGMA journal_mode = WAL")
+                # NORMAL in WAL mode survives a process crash; only a power loss may drop the last commits.
+                conn.execute("PRAGMA synchronous = NORMAL")
+                conn.execute("PRAGMA foreign_keys = ON")
+                _migrate(conn)
+            except sqlite3.DatabaseError as exc:
+                conn.close()
+                raise ConfigurationError(f"{self._path!r} is not a usable SQLite database: {exc}") from exc
+            except BaseException:
+                conn.close()
+                raise
+            self._conn = conn
+
+    def _close_sync(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+    def _call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        with self._lock:
+            if self._conn is None:
+                raise UsageError("the SQLiteStore is not open: use `async with SQLiteStore(path)` or `await open()`")
+            return fn(self._conn)
+
+    async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        return await anyio.to_thread.run_sync(self._call, fn)
+
+    async def _run_write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        return await anyio.to_thread.run_sync(self._call, lambda conn: _write(conn, fn))
+
+    # -- writes -------------------------------------------------------------------------------------------
+
+    async def commit(self, batch: Batch, *, now: float) -> CommitResult:
+        if not batch:
+            return CommitResult(ok=True)
+        return await self._run_write(lambda conn: _commit(conn, batch, now))
+
+    # -- reads --------------------------------------------------------------------------------------------
+
+    async def get(self, namespace: str, key: str) -> Document | None:
+        def read(conn: sqlite3.Connection) -> Document | None:
+            row = conn.execute(
+                "SELECT value, version FROM documents WHERE namespace = ? AND key = ?", (namespace, key)
+            ).fetchone()
+            return None if row is None else Document(value=load_json(row[0]), version=int(row[1]))
+
+        return await self._run(read)
+
+    async def scan(self, namespace: str, *, prefix: str = "") -> list[tuple[str, Document]]:
+        def read(conn: sqlite3.Connection) -> list[tuple[str, Document]]:
+            # Keys with the prefix sort contiguously from the prefix itself (BINARY collation = code point order).
+            cursor = conn.execute(
+                "SELECT key, value, version FROM documents WHERE namespace = ? AND key >= ? ORDER BY key",
+                (namespace, prefix),
+            )
+            found: list[tuple[str, Document]] = []
+            for key, value, version in cursor:
+                if not key.startswith(prefix):
+                    break
+                found.append((key, Document(value=load_json(value), version=int(version))))
+            cursor.close()
+            return found
+
+        return await self._run(read)
+
+    async def transcript(self, conversation_id: str, *, after_seq: int = 0) -> list[TranscriptEntry]:
+        def read(conn: sqlite3.Connection) -> list[TranscriptEntry]:
+            rows = conn.execute(
+                f"SELECT {TRANSCRIPT_COLUMNS} FROM transcript WHERE conversation_id = ? AND seq > ? ORDER BY seq",
+                (conversation_id, after_seq),
+            ).fetchall()
+            return [row_to_transcript(row) for row in rows]
+
+        return await self._run(read)
+
+    # -- jobs ---------------------------------------------------------------------------------------------
+
+    async def claim_jobs(self, owner: str, *, now: float, lease_seconds: float, limit: int) -> list[Job]:
+        if limit <= 0:
+            return []
+
+        def claim(conn: sqlite3.Connection) -> list[Job]:
+            rows = conn.execute(
+                f"SELECT {JOB_COLUMNS} FROM jobs WHERE id IN ({_HEADS}) AND not_before <= ? "
+                "AND (lease_until IS NULL OR lease_until <= ?) ORDER BY id LIMIT ?",
+                (now, now, limit),
+            ).fetchall()
+            if rows:
+                until = now + lease_seconds
+                conn.executemany(
+                    "UPDATE jobs SET lease_owner = ?, lease_until = ? WHERE id = ?",
+                    [(owner, until, row[0]) for row in rows],
+                )
+            return [row_to_job(row) for row in rows]
+
+        return await self._run_write(claim)
+
+    async def finish_job(self, job_id: int, owner: str, *, batch: Batch | None = None, now: float) -> bool:
+        def finish(conn: sqlite3.Connection) -> bool:
+            if not _holds(conn, job_id, owner):
+                return False
+            if batch and _check(conn, batch) is not None:
+                return False
+            if batch:
+                _apply(conn, batch, now)
+            conn.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
+            return True
+
+        return await self._run_write(finish)
+
+    async def retry_job(self, job_id: int, owner: str, *, not_before: float, error: str, now: float) -> bool:
+        return await self._update_held(
+            "UPDATE jobs SET attempts = attempts + 1, not_before = ?, last_error = ?, lease_owner = NULL, "
+            "lease_until = NULL WHERE id = ? AND lease_owner = ? AND dead = 0",
+            (not_before, error, job_id, owner),
+        )
+
+    async def extend_lease(self, job_id: int, owner: str, *, until: float) -> bool:
+        return await self._update_held(
+            "UPDATE jobs SET lease_until = ? WHERE id = ? AND lease_owner = ? AND dead = 0", (until, job_id, owner)
+        )
+
+    async def dead_letter_job(self, job_id: int, owner: str, *, reason: str, now: float) -> bool:
+        return await self._update_held(
+            "UPDATE jobs SET attempts = attempts + 1, last_error = ?, dead = 1, lease_owner = NULL, "
+            "lease_until = NULL WHERE id = ? AND lease_owner = ? AND dead = 0",
+            (reason, job_id, owner),
+        )
+
+    async def _update_held(self, sql: str, params: Sequence[Any]) -> bool:
+        return await self._run_write(lambda conn: conn.execute(sql, params).rowcount == 1)
+
+    async def dead_letters(self) -> list[Job]:
+        def read(conn: sqlite3.Connection) -> list[Job]:
+            rows = conn.execute(f"SELECT {JOB_COLUMNS} FROM jobs WHERE dead = 1 ORDER BY id").fetchall()
+            return [row_to_job(row) for row in rows]
+
+        return await self._run(read)
+
+    async def requeue_dead_letter(self, job_id: int, *, now: float) -> bool:
+        def requeue(conn: sqlite3.Connection) -> bool:
+            # A fresh id puts the job behind everything already pending for its queue key.
+            inserted = conn.execute(
+                "INSERT INTO jobs (queue_key, connector, kind, payload, attempts, not_before, created_at, "
+                "last_error, dead) SELECT queue_key, connector, kind, payload, attempts, ?, ?, last_error, 0 "
+                "FROM jobs WHERE id = ? AND dead = 1",
+                (now, now, job_id),
+            ).rowcount
+            if inserted != 1:
+                return False
+            conn.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
+            return True
+
+        return await self._run_write(requeue)
+
+    async def pending_jobs(self) -> int:
+        return await self._run(lambda conn: int(conn.execute("SELECT COUNT(*) FROM jobs WHERE dead = 0").fetchone()[0]))
+
+    async def next_job_time(self) -> float | None:
+        def read(conn: sqlite3.Connection) -> float | None:
+            row = conn.execute(f"SELECT MIN(not_before) FROM jobs WHERE id IN ({_HEADS})").fetchone()
+            return None if row[0] is None else float(row[0])
+
+        return await self._run(read)
+
+    async def prune(self, *, inbox_before: float) -> int:
+        # Finished jobs are deleted when they finish, so only the inbox has anything to forget.
+        return await self._run_write(
+            lambda conn: conn.execute("DELETE FROM inbox WHERE accepted_at < ?", (inbox_before,)).rowcount
+        )
+
+
+def _holds(conn: sqlite3.Connection, job_id: int, owner: str) -> bool:
+    row = conn.execute("SELECT lease_owner FROM jobs WHERE id = ? AND dead = 0", (job_id,)).fetchone()
+    return row is not None and row[0] == owner
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    latest = len(SQLITE_MIGRATIONS)
+    # Cheap check first: an up to date database needs no write lock, so many processes can open at once.
+    if int(conn.execute("PRAGMA user_version").fetchone()[0]) == latest:
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+        if version > latest:
+            raise ConfigurationError(
+                f"the database schema is version {version}, newer than this library knows ({latest}): "
+                "upgrade norbit-connectors"
+            )
+        for step in SQLITE_MIGRATIONS[version:]:
+            for statement in step:
+                conn.execute(statement)
+        conn.execute(f"PRAGMA user_version = {latest}")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+def schema_version(path: str | os.PathLike[str]) -> int:
+    """The schema version recorded in the SQLite file at ``path`` (0 for a new file)."""
+    conn = sqlite3.connect(os.fspath(path))
+    try:
+        return int(conn.execute("PRAGMA user_version").fetchone()[0])
+    finally:
+        conn.close()
