@@ -87,9 +87,7 @@ def test_next_suffix_and_candidates() -> None:
     prefix=st.text(max_size=30),
     suffix=st.none() | st.integers(min_value=2, max_value=10**6),
 )
-def test_every_input_yields_a_valid_name(
-    name: str, fallback_id: str, prefix: str, suffix: int | None
-) -> None:
+def test_every_input_yields_a_valid_name(name: str, fallback_id: str, prefix: str, suffix: int | None) -> None:
     result = channel_name(name, fallback_id=fallback_id, suffix=suffix, prefix=prefix)
     assert CHANNEL_NAME_PATTERN.match(result), result
     assert len(result) <= MAX_CHANNEL_NAME_LENGTH

@@ -107,9 +107,7 @@ def next_suffix(suffix: int | None) -> int:
     return 2 if suffix is None else suffix + 1
 
 
-def channel_name_candidates(
-    name: str, *, fallback_id: str, prefix: str = "", attempts: int = 50
-) -> Iterator[str]:
+def channel_name_candidates(name: str, *, fallback_id: str, prefix: str = "", attempts: int = 50) -> Iterator[str]:
     """The names to try in order: the plain name, then ``-2``, ``-3``, ... (``attempts`` names in all)."""
     suffix: int | None = None
     for _ in range(attempts):
