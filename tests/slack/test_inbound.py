@@ -191,6 +191,7 @@ def test_block_actions_sample() -> None:
 def test_other_interactivity_is_unknown() -> None:
     body = urlencode({"payload": json.dumps({"type": "view_submission"})}).encode()
     assert parse_request(FORM, body) == UnknownPayload(type="view_submission")
+    assert parse_request(FORM, b"ssl_check=1&token=x") == UnknownPayload(type="ssl_check")
 
 
 @pytest.mark.parametrize(

@@ -490,6 +490,9 @@ def _form_body(text: str) -> Inbound:
         if payload_type == "block_actions":
             return _block_actions(payload)
         return UnknownPayload(type=payload_type)
+    if "ssl_check" in fields:
+        # Slack's periodic certificate check on slash command URLs: it only wants a 200.
+        return UnknownPayload(type="ssl_check")
     if "command" in fields:
         where = "slash command"
         return SlashCommand(
