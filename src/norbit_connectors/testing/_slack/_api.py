@@ -162,7 +162,8 @@ MAX_TOPIC = 250
 
 
 def _missing(value: object) -> bool:
-    return value is None or (isinstance(value, str) and value.strip() == "")
+    # Present but empty is not missing: it gets the method's own error (invalid_name_required, ...).
+    return value is None
 
 
 class Workspace:
@@ -342,7 +343,11 @@ class Workspace:
 
     def call(self, spec: MethodSpec, identity: Identity, args: Mapping[str, Any]) -> dict[str, Any]:
         """Run one method; raise :class:`ApiError` for a Slack error."""
-        self._check_scope(spec, identity, None)
+        # conversations.create: the channel type to be is known from the arguments.
+        kind = None
+        if spec.name == "conversations.create":
+            kind = "private" if arg_bool(args, "is_private") else "public"
+        self._check_scope(spec, identity, kind)
         for name in spec.required:
             if _missing(args.get(name)):
                 if spec.channel_scoped and name == "channel":
@@ -918,6 +923,7 @@ class Workspace:
             message.metadata = metadata
         message.edited = {"user": identity.user_id, "ts": self.next_ts()}
         rendered = self.render_message(message)
+        rendered.pop("ts")  # chat.update's message carries no ts of its own (the top-level ts is it)
         return {"channel": channel.id, "ts": message.ts, "text": message.text, "message": rendered}
 
     def _m_chat_delete(self, identity: Identity, args: Mapping[str, Any]) -> dict[str, Any]:
