@@ -54,6 +54,8 @@ def test_escape(raw: str, escaped: str) -> None:
         (":smile: :+1::skin-tone-3: :no_such_emoji:", "\U0001f604 \U0001f44d\U0001f3fc :no_such_emoji:"),
         (":heart::skin-tone-2:", "\u2764\ufe0f"),
         ("12:30:45", "12:30:45"),
+        ("re:ok:smile:", "re:ok\U0001f604"),
+        (":wave::skin-tone-9:", "\U0001f44b:skin-tone-9:"),
         ("", ""),
     ],
 )

@@ -50,16 +50,28 @@ def mentioned_channel_ids(text: str) -> list[str]:
     return list(dict.fromkeys(m.group(1) for m in _CHANNEL_MENTION.finditer(text)))
 
 
-def _emoji_sub(match: re.Match[str]) -> str:
-    found = emoji_for(match.group(1), match.group(2))
-    if found is None:
-        return match.group(0)
-    return found
+def _replace_emoji(text: str) -> str:
+    # Try every colon: an unknown ":word:" must not swallow the colon that opens a known one after it.
+    out: list[str] = []
+    pos = 0
+    colon = text.find(":")
+    while colon != -1:
+        match = _EMOJI.match(text, colon)
+        found = emoji_for(match.group(1), match.group(2)) if match else None
+        if match and found is not None:
+            out.append(text[pos:colon])
+            out.append(found)
+            pos = match.end()
+            colon = text.find(":", pos)
+        else:
+            colon = text.find(":", colon + 1)
+    out.append(text[pos:])
+    return "".join(out)
 
 
 def _plain_segment(text: str, emoji: bool) -> str:
-    if emoji:
-        text = _EMOJI.sub(_emoji_sub, text)
+    if emoji and ":" in text:
+        text = _replace_emoji(text)
     return unescape(text)
 
 
