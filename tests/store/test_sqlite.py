@@ -1,11 +1,16 @@
 from __future__ import annotations
 
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import anyio
+import anyio.lowlevel
 import pytest
 
-from norbit_connectors.store import SQLiteStore, Store
+from norbit_connectors._models import Attachment, Message
+from norbit_connectors.exceptions import ConfigurationError, UsageError
+from norbit_connectors.store import Batch, InboxKey, NewJob, Put, SQLiteStore, Store, TranscriptEntry
 from norbit_connectors.testing.store_conformance import StoreConformance
 
 
@@ -14,3 +19,148 @@ class TestSQLiteStore(StoreConformance):
     async def store(self, tmp_path: Path) -> AsyncIterator[Store]:
         async with SQLiteStore(tmp_path / "store.sqlite3") as store:
             yield store
+
+
+def _job(queue_key: str, n: int = 0) -> NewJob:
+    return NewJob(queue_key=queue_key, connector="slack", kind="post", payload={"n": n})
+
+
+@pytest.mark.anyio
+async def test_everything_survives_reopening(tmp_path: Path) -> None:
+    path = tmp_path / "db.sqlite3"
+    message = Message(id="m", text="hi", attachments=(Attachment(name="f", content=b"\x00\x01"),))
+    async with SQLiteStore(path) as store:
+        result = await store.commit(
+            Batch(
+                puts=[Put(namespace="ns", key="k", value={"a": [1, "é"]})],
+                transcript=[TranscriptEntry(conversation_id="c", role="customer", message=message, at=1.0)],
+                inbox=[InboxKey(source="slack", event_id="e")],
+                jobs=[_job("held"), _job("parked"), _job("waiting")],
+            ),
+            now=1.0,
+        )
+        held, parked, waiting = result.job_ids
+        claimed = await store.claim_jobs("w1", now=2, lease_seconds=100, limit=2)
+        assert [j.id for j in claimed] == [held, parked]
+        assert await store.dead_letter_job(parked, "w1", reason="bad", now=3)
+    async with SQLiteStore(str(path)) as store:
+        doc = await store.get("ns", "k")
+        assert doc is not None
+        assert (doc.value, doc.version) == ({"a": [1, "é"]}, 1)
+        (entry,) = await store.transcript("c")
+        assert entry.message == message
+        assert (await store.commit(Batch(inbox=[InboxKey(source="slack", event_id="e")]), now=4)).duplicate
+        assert [j.id for j in await store.dead_letters()] == [parked]
+        assert await store.pending_jobs() == 2
+        # The lease of w1 survived too.
+        assert [j.id for j in await store.claim_jobs("w2", now=50, lease_seconds=10, limit=5)] == [waiting]
+        assert await store.finish_job(held, "w1", now=51)
+        (new_id,) = (await store.commit(Batch(jobs=[_job("x")]), now=5)).job_ids
+        assert new_id > waiting
+
+
+@pytest.mark.anyio
+async def test_ids_are_never_reused(tmp_path: Path) -> None:
+    async with SQLiteStore(tmp_path / "db.sqlite3") as store:
+        (first,) = (await store.commit(Batch(jobs=[_job("q")]), now=0)).job_ids
+        await store.claim_jobs("w", now=0, lease_seconds=1, limit=1)
+        assert await store.finish_job(first, "w", now=0)
+        (second,) = (await store.commit(Batch(jobs=[_job("q")]), now=0)).job_ids
+        assert second > first
+
+
+@pytest.mark.anyio
+async def test_two_instances_share_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "db.sqlite3"
+    async with SQLiteStore(path) as one, SQLiteStore(path) as two:
+        await one.commit(Batch(puts=[Put(namespace="ns", key="k", value=1)]), now=0)
+        doc = await two.get("ns", "k")
+        assert doc is not None
+        assert doc.value == 1
+        conflict = await two.commit(Batch(puts=[Put(namespace="ns", key="k", value=2, expected_version=0)]), now=0)
+        assert conflict.conflict == ("ns", "k")
+        ids = (await two.commit(Batch(jobs=[_job(f"k{i % 5}", i) for i in range(30)]), now=0)).job_ids
+        claimed: list[tuple[str, int]] = []
+
+        async def worker(store: SQLiteStore, name: str) -> None:
+            while await store.pending_jobs():
+                for job in await store.claim_jobs(name, now=0, lease_seconds=1000, limit=3):
+                    claimed.append((name, job.id))
+                    assert await store.finish_job(job.id, name, now=0)
+                await anyio.lowlevel.checkpoint()
+
+        async with anyio.create_task_group() as tg:
+            for n in range(3):
+                tg.start_soon(worker, one, f"one-{n}")
+                tg.start_soon(worker, two, f"two-{n}")
+        assert sorted(job_id for _, job_id in claimed) == sorted(ids)
+        # Per key, jobs finished in id order.
+        per_key: dict[int, list[int]] = {}
+        for _, job_id in claimed:
+            per_key.setdefault((job_id - ids[0]) % 5, []).append(job_id)
+        assert all(v == sorted(v) for v in per_key.values())
+
+
+_WORKER = """
+import sys, anyio
+from norbit_connectors.store import SQLiteStore
+
+async def main(path, name):
+    done = []
+    async with SQLiteStore(path) as store:
+        while await store.pending_jobs():
+            for job in await store.claim_jobs(name, now=0, lease_seconds=10**6, limit=2):
+                assert await store.finish_job(job.id, name, now=0)
+                done.append(job.id)
+    print(" ".join(map(str, done)))
+
+anyio.run(main, sys.argv[1], sys.argv[2])
+"""
+
+
+@pytest.mark.anyio
+async def test_processes_never_double_claim(tmp_path: Path) -> None:
+    path = tmp_path / "db.sqlite3"
+    async with SQLiteStore(path) as store:
+        ids = (await store.commit(Batch(jobs=[_job(f"k{i % 9}", i) for i in range(120)]), now=0)).job_ids
+    results = []
+    async with anyio.create_task_group() as tg:
+
+        async def run(name: str) -> None:
+            proc = await anyio.run_process([sys.executable, "-c", _WORKER, str(path), name], check=True)
+            results.append([int(x) for x in proc.stdout.split()])
+
+        for n in range(4):
+            tg.start_soon(run, f"p{n}")
+    everything = [job_id for done in results for job_id in done]
+    assert sorted(everything) == sorted(ids)
+
+
+@pytest.mark.anyio
+async def test_closed_store_refuses_calls(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "db.sqlite3")
+    with pytest.raises(UsageError, match="not open"):
+        await store.get("ns", "k")
+    await store.open()
+    await store.close()
+    await store.close()
+    with pytest.raises(UsageError, match="not open"):
+        await store.pending_jobs()
+    await store.open()
+    assert await store.pending_jobs() == 0
+    await store.close()
+
+
+@pytest.mark.anyio
+async def test_bad_paths_raise_configuration_errors(tmp_path: Path) -> None:
+    garbage = tmp_path / "not-a-db"
+    garbage.write_bytes(b"this is not a database file at all" * 100)
+    with pytest.raises(ConfigurationError, match="not a usable SQLite database"):
+        await SQLiteStore(garbage).open()
+    with pytest.raises(ConfigurationError, match="cannot open"):
+        await SQLiteStore(tmp_path / "missing-dir" / "db.sqlite3").open()
+    with pytest.raises(ConfigurationError):
+        SQLiteStore("")
+    with pytest.raises(ConfigurationError):
+        SQLiteStore(42)  # type: ignore[arg-type]
+    assert repr(SQLiteStore(tmp_path / "x.db")) == f"SQLiteStore({str(tmp_path / 'x.db')!r})"
