@@ -166,7 +166,7 @@ class SlackEmulator:
         server.emulator = self
         self._server = server
         self._thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="slack-emulator", daemon=True
+            target=server.serve_forever, kwargs={"poll_interval": 0.01}, name="slack-emulator", daemon=True
         )
         self._thread.start()
         return self
@@ -805,7 +805,7 @@ class SlackEmulator:
             for file_id in file_ids:
                 self._ws.files[file_id].channels.append(record.id)
             self._ws.record_message(record, message)
-            event = self._ws.render_message(message)
+            event = self._event_message(message)
             if file_ids:
                 event.pop("team", None)
             event.pop("reply_count", None)
@@ -813,6 +813,16 @@ class SlackEmulator:
                 event.pop(key, None)
             event.update({"channel": record.id, "event_ts": message.ts, "channel_type": self._channel_type(record)})
         return self.event_request(event)
+
+    def _event_message(self, message: MessageRecord) -> dict[str, Any]:
+        # Events carry the thread summary counts but not the list of repliers.
+        rendered = self._ws.render_message(message)
+        rendered.pop("reply_users", None)
+        # ...and files in events do not list where they are shared.
+        for file in rendered.get("files", []):
+            for key in ("channels", "groups", "ims"):
+                file.pop(key, None)
+        return rendered
 
     def _uuid(self) -> str:
         h = self._ws.random_hex(32)
@@ -841,7 +851,7 @@ class SlackEmulator:
             message = self._find_message(record, ts)
             if message.user != user_id or message.bot_id is not None:
                 raise UsageError("users can edit only their own messages")
-            previous = self._ws.render_message(message)
+            previous = self._event_message(message)
             message.text = text
             message.edited = {"user": user_id, "ts": self._ws.next_ts()}
             event = {
@@ -849,7 +859,7 @@ class SlackEmulator:
                 "subtype": "message_changed",
                 "channel": record.id,
                 "hidden": True,
-                "message": self._ws.render_message(message),
+                "message": self._event_message(message),
                 "previous_message": previous,
                 "event_ts": message.edited["ts"],
                 "ts": message.edited["ts"],
@@ -864,7 +874,7 @@ class SlackEmulator:
             message = self._find_message(record, ts)
             if message.user != user_id or message.bot_id is not None:
                 raise UsageError("users can delete only their own messages")
-            previous = self._ws.render_message(message)
+            previous = self._event_message(message)
             self._ws.messages[record.id].remove(message)
             event_ts = self._ws.next_ts()
             event = {
