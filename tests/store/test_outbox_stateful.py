@@ -235,7 +235,6 @@ class OutboxMachine(RuleBasedStateMachine):
         busy = {n for n, (_, until) in self.leases.items() if until > now}
 
         producing = len(batches)
-        active = 0
 
         async def produce(jobs: list[NewJob]) -> None:
             nonlocal producing
@@ -247,16 +246,17 @@ class OutboxMachine(RuleBasedStateMachine):
         async def consume(name: str) -> None:
             # Work until nothing is claimable and nobody holds anything: the burst always ends in the same
             # state, whatever the interleaving, which keeps the machine deterministic.
-            nonlocal active
             count = 0
             while True:
+                # Only a claim started after every producer committed may end this consumer's work; whoever
+                # holds a job meanwhile keeps going and claims what its release makes free.
+                quiet = producing == 0
                 jobs = await self.store.claim_jobs(name, now=now, lease_seconds=LEASE, limit=2)
                 if not jobs:
-                    if producing == 0 and active == 0:
+                    if quiet:
                         return
                     await anyio.sleep(0.001)
                     continue
-                active += 1
                 for job in jobs:
                     n = job.payload["n"]
                     assert n not in busy, f"job {n} claimed while leased"
@@ -270,7 +270,6 @@ class OutboxMachine(RuleBasedStateMachine):
                     else:
                         assert await self.store.finish_job(job.id, name, now=now)
                         finished.append(n)
-                active -= 1
 
         async def burst() -> None:
             async with anyio.create_task_group() as tg:
