@@ -629,3 +629,21 @@ def test_method_tiers_and_required_args_match_reference() -> None:
             assert spec.tier == tier, name
         required = {arg for arg, info in doc.get("args", {}).items() if info.get("required")}
         assert required <= set(spec.required), name
+
+
+@pytest.mark.anyio
+async def test_async_web_client(anyio_backend: str) -> None:
+    if anyio_backend != "asyncio":
+        pytest.skip("AsyncWebClient runs on aiohttp, which needs asyncio")
+    pytest.importorskip("aiohttp", reason="AsyncWebClient needs aiohttp, an optional dependency")
+    from slack_sdk.web.async_client import AsyncWebClient
+
+    async with SlackEmulator() as emu:
+        client = AsyncWebClient(token=emu.bot_token, base_url=emu.base_url, retry_handlers=[])
+        channel = (await client.conversations_create(name="async"))["channel"]["id"]
+        assert (await client.conversations_info(channel=channel))["channel"]["name"] == "async"
+        posted = await client.chat_postMessage(
+            channel=channel, text="hi", metadata={"event_type": "x", "event_payload": {}}
+        )
+        assert posted["message"]["metadata"]["event_type"] == "x"
+        assert (await client.users_lookupByEmail(email="installer@example.com"))["user"]["id"] == emu.installer_user_id

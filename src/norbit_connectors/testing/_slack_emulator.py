@@ -497,8 +497,20 @@ class SlackEmulator:
     # ---------------------------------------------------------------- HTTP
 
     def _serve(self, handler: _Handler) -> None:
+        try:
+            self._route(handler)
+        except Exception as exc:  # a bug in the emulator: answer so the test sees it instead of hanging
+            payload = {"ok": False, "error": "fatal_error", "detail": f"emulator error: {exc!r}"}
+            self._send_json(handler, 500, payload)
+
+    def _route(self, handler: _Handler) -> None:
         parsed = urllib.parse.urlsplit(handler.path)
-        length = int(handler.headers.get("Content-Length") or 0)
+        raw_length = handler.headers.get("Content-Length") or "0"
+        if not raw_length.isdigit():
+            self._send(handler, 400, b"bad Content-Length", "text/plain")
+            handler.close_connection = True
+            return
+        length = int(raw_length)
         body = handler.rfile.read(length) if length > 0 else b""
         path = parsed.path
         if path.startswith("/api/"):
