@@ -17,7 +17,7 @@ from norbit_connectors.exceptions import UsageError
 from norbit_connectors.testing._slack._api import DEFAULT_BOT_SCOPES
 from norbit_connectors.testing._slack_emulator import SlackEmulator
 
-from .conftest import REFERENCE, assert_shaped_like, method_doc
+from .conftest import REFERENCE, assert_shaped_like, documented, method_doc
 
 
 def error_of(call: Callable[[], SlackResponse]) -> dict[str, Any]:
@@ -31,11 +31,6 @@ def error_of(call: Callable[[], SlackResponse]) -> dict[str, Any]:
 
 def code_of(call: Callable[[], SlackResponse]) -> str:
     return str(error_of(call)["error"])
-
-
-def documented(method: str, code: str) -> bool:
-    common = json.loads((REFERENCE / "methods" / "_common_errors.json").read_text())
-    return code in method_doc(method).get("errors", {}) or code in common
 
 
 # ------------------------------------------------------------------ auth
@@ -458,6 +453,9 @@ def test_post_ephemeral(emu: SlackEmulator, bot: WebClient) -> None:
     alice = emu.add_user("alice")
     channel = bot.conversations_create(name="eph")["channel"]["id"]
     assert code_of(lambda: bot.chat_postEphemeral(channel=channel, user=alice, text="x")) == "user_not_in_channel"
+    assert code_of(lambda: bot.chat_postEphemeral(channel=channel, user="U0NOBODY", text="x")) == (
+        "user_not_in_channel"
+    )
     bot.conversations_invite(channel=channel, users=alice)
     sent = bot.chat_postEphemeral(channel=channel, user=alice, text="only you")
     assert_shaped_like(sent.data, "api/chat.postEphemeral.json")

@@ -50,6 +50,11 @@ def test_signed_requests_verify_with_slack_sdk(emu: SlackEmulator) -> None:
 
 
 @pytest.fixture
+def user(emu: SlackEmulator) -> WebClient:
+    return WebClient(token=emu.user_token, base_url=emu.base_url, retry_handlers=[])
+
+
+@pytest.fixture
 def room(emu: SlackEmulator) -> tuple[str, str]:
     """A channel with the bot, an agent and the installer; returns (channel id, agent id)."""
     agent = emu.add_user("agent", email="agent@example.com")
@@ -168,6 +173,52 @@ def test_retries_keep_event_id_and_add_headers(emu: SlackEmulator, room: tuple[s
     custom = emu.event_request({"type": "app_mention", "text": "hi"}, event_id="Ev123", retry_num=2)
     assert custom.payload["event_id"] == "Ev123"
     assert custom.headers["X-Slack-Retry-Num"] == "2"
+
+
+def test_api_calls_emit_the_events_slack_would_send(emu: SlackEmulator, bot: WebClient, user: WebClient) -> None:
+    channel = bot.conversations_create(name="own-events")["channel"]["id"]
+    bot.conversations_invite(channel=channel, users=emu.installer_user_id)
+    ts = bot.chat_postMessage(channel=channel, text="notice")["ts"]
+    bot.chat_postMessage(channel=channel, text="as agent", username="Ana")
+    bot.chat_update(channel=channel, ts=ts, text="notice v2")
+    bot.chat_delete(channel=channel, ts=ts)
+    bot.conversations_archive(channel=channel)
+    user.conversations_unarchive(channel=channel)
+    private = bot.conversations_create(name="own-private", is_private=True)["channel"]["id"]
+    bot.conversations_invite(channel=private, users=emu.installer_user_id)
+    bot.conversations_archive(channel=private)
+    user.conversations_unarchive(channel=private)
+    events = emu.take_events()
+    assert emu.take_events() == []
+    kinds = [(r.event["type"], r.event.get("subtype")) for r in events]
+    assert kinds == [
+        ("message", None),
+        ("message", "bot_message"),
+        ("message", "message_changed"),
+        ("message", "message_deleted"),
+        ("channel_archive", None),
+        ("channel_unarchive", None),
+        ("group_archive", None),
+        ("group_unarchive", None),
+    ]
+    own, customised, changed, deleted, archived, unarchived, group_archived, group_unarchived = events
+    assert own.event["bot_id"] == emu.bot_id
+    assert own.event["user"] == emu.bot_user_id
+    assert_shaped_like(own.payload, "events/MessagePayload.json")
+    assert customised.event["username"] == "Ana"
+    assert_shaped_like(customised.payload, "events/MessageBotPayload.json")
+    assert changed.event["message"]["text"] == "notice v2"
+    assert_shaped_like(changed.payload, "events/MessageChangedPayload.json")
+    assert_shaped_like(deleted.payload, "events/MessageDeletedPayload.json")
+    assert archived.event["user"] == emu.bot_user_id
+    assert_shaped_like(archived.payload, "events/ChannelArchivePayload.json")
+    assert unarchived.event["user"] == emu.installer_user_id
+    assert_shaped_like(unarchived.payload, "events/ChannelUnarchivePayload.json")
+    assert_shaped_like(group_archived.payload, "events/GroupArchivePayload.json")
+    assert group_unarchived.event["actor_id"] == emu.installer_user_id
+    assert_shaped_like(group_unarchived.payload, "events/GroupUnarchivePayload.json")
+    for request in events:
+        verify_signature(emu.signing_secret, request.headers, request.body)
 
 
 def test_slash_command_fields(emu: SlackEmulator, room: tuple[str, str]) -> None:

@@ -392,6 +392,16 @@ class SlackEmulator:
             "author": message.author,
         }
 
+    def take_events(self) -> list[SlackRequest]:
+        """The events Slack would have sent the app because of its own Web API calls since the last take:
+        ``message`` for its posts (with ``bot_id``), ``message_changed`` / ``message_deleted`` for its edits,
+        ``channel_archive`` / ``group_archive`` / ``channel_unarchive`` / ``group_unarchive``. Each is signed
+        and ready to deliver; taking them clears the list.
+        """
+        with self._lock:
+            pending, self._ws.emitted = self._ws.emitted, []
+        return [self.event_request(event) for event in pending]
+
     def ephemeral_messages(self) -> list[dict[str, Any]]:
         with self._lock:
             return [dict(m) for m in self._ws.ephemerals]
@@ -607,6 +617,10 @@ class SlackEmulator:
                     raise ApiError(parse_error)
                 identity = self._ws.identity(token)
                 channel = args.get("channel") if method == "chat.postMessage" else None
+                if isinstance(channel, str) and channel not in self._ws.channels:
+                    # Posting by name shares the channel's bucket.
+                    named = self._ws.find_channel(channel.lstrip("#"))
+                    channel = named.id if named is not None else channel
                 retry_after = self._limiter.check(
                     token=identity.token,
                     method=method,
@@ -770,9 +784,6 @@ class SlackEmulator:
             timestamp=timestamp,
         )
 
-    def _channel_type(self, record: ChannelRecord) -> str:
-        return "group" if record.is_private else "channel"
-
     def _user_member(self, user_id: str, channel: str) -> ChannelRecord:
         record = self._ws.require_channel(channel)
         self._ws.require_user(user_id)
@@ -817,24 +828,8 @@ class SlackEmulator:
             for file_id in file_ids:
                 self._ws.files[file_id].channels.append(record.id)
             self._ws.record_message(record, message)
-            event = self._event_message(message)
-            if file_ids:
-                event.pop("team", None)
-            event.pop("reply_count", None)
-            for key in ("reply_users_count", "reply_users", "latest_reply", "subscribed"):
-                event.pop(key, None)
-            event.update({"channel": record.id, "event_ts": message.ts, "channel_type": self._channel_type(record)})
+            event = self._ws.message_event(record, message)
         return self.event_request(event)
-
-    def _event_message(self, message: MessageRecord) -> dict[str, Any]:
-        # Events carry the thread summary counts but not the list of repliers.
-        rendered = self._ws.render_message(message)
-        rendered.pop("reply_users", None)
-        # ...and files in events do not list where they are shared.
-        for file in rendered.get("files", []):
-            for key in ("channels", "groups", "ims"):
-                file.pop(key, None)
-        return rendered
 
     def _uuid(self) -> str:
         h = self._ws.random_hex(32)
@@ -863,20 +858,10 @@ class SlackEmulator:
             message = self._find_message(record, ts)
             if message.user != user_id or message.bot_id is not None:
                 raise UsageError("users can edit only their own messages")
-            previous = self._event_message(message)
+            previous = self._ws.event_message(message)
             message.text = text
             message.edited = {"user": user_id, "ts": self._ws.next_ts()}
-            event = {
-                "type": "message",
-                "subtype": "message_changed",
-                "channel": record.id,
-                "hidden": True,
-                "message": self._event_message(message),
-                "previous_message": previous,
-                "event_ts": message.edited["ts"],
-                "ts": message.edited["ts"],
-                "channel_type": self._channel_type(record),
-            }
+            event = self._ws.changed_event(record, previous, message)
         return self.event_request(event)
 
     def delete_as_user(self, user_id: str, channel: str, ts: str) -> SlackRequest:
@@ -886,20 +871,9 @@ class SlackEmulator:
             message = self._find_message(record, ts)
             if message.user != user_id or message.bot_id is not None:
                 raise UsageError("users can delete only their own messages")
-            previous = self._event_message(message)
+            previous = self._ws.event_message(message)
             self._ws.messages[record.id].remove(message)
-            event_ts = self._ws.next_ts()
-            event = {
-                "type": "message",
-                "subtype": "message_deleted",
-                "channel": record.id,
-                "hidden": True,
-                "deleted_ts": ts,
-                "previous_message": previous,
-                "event_ts": event_ts,
-                "ts": event_ts,
-                "channel_type": self._channel_type(record),
-            }
+            event = self._ws.deleted_event(record, previous, ts)
         return self.event_request(event)
 
     def archive_as_user(self, user_id: str, channel: str) -> SlackRequest:
@@ -909,12 +883,7 @@ class SlackEmulator:
             if record.is_general:
                 raise UsageError("the general channel cannot be archived")
             record.is_archived = True
-            event = {
-                "type": "group_archive" if record.is_private else "channel_archive",
-                "channel": record.id,
-                "user": user_id,
-                "event_ts": self._ws.next_ts(),
-            }
+            event = self._ws.archive_event(record, user_id, archived=True)
         return self.event_request(event)
 
     def _find_message(self, record: ChannelRecord, ts: str) -> MessageRecord:

@@ -196,6 +196,8 @@ class Workspace:
         self.files: dict[str, FileRecord] = {}
         self.uploads: dict[str, str] = {}
         self.identities: dict[str, Identity] = {}
+        # Events Slack would send the app because of Web API calls (the app's own posts, archives, ...).
+        self.emitted: list[dict[str, Any]] = []
 
         self.bot_id = self._new_id("B")
         self.bot_user_id = self.add_user(bot_name, real_name=bot_name, is_bot=True)
@@ -592,6 +594,71 @@ class Workspace:
         self.messages[channel.id].append(message)
         return message
 
+    # ---------------------------------------------------------------- events
+
+    @staticmethod
+    def channel_type(channel: ChannelRecord) -> str:
+        return "group" if channel.is_private else "channel"
+
+    def event_message(self, message: MessageRecord) -> dict[str, Any]:
+        """A message as events carry it: no repliers list, no app_id, files without their share lists."""
+        rendered = self.render_message(message)
+        for key in ("reply_users", "app_id", "reactions"):
+            rendered.pop(key, None)
+        for file in rendered.get("files", []):
+            for key in ("channels", "groups", "ims"):
+                file.pop(key, None)
+        if message.subtype == "bot_message":
+            # Customised bot posts arrive as bot_message events, without user or bot profile.
+            for key in ("user", "team", "bot_profile", "metadata"):
+                rendered.pop(key, None)
+        return rendered
+
+    def message_event(self, channel: ChannelRecord, message: MessageRecord) -> dict[str, Any]:
+        event = self.event_message(message)
+        for key in ("reply_count", "reply_users_count", "latest_reply", "subscribed"):
+            event.pop(key, None)
+        if message.files:
+            event.pop("team", None)
+        event.update({"channel": channel.id, "event_ts": message.ts, "channel_type": self.channel_type(channel)})
+        return event
+
+    def changed_event(self, channel: ChannelRecord, previous: dict[str, Any], message: MessageRecord) -> dict[str, Any]:
+        event_ts = message.edited["ts"] if message.edited else self.next_ts()
+        return {
+            "type": "message",
+            "subtype": "message_changed",
+            "channel": channel.id,
+            "hidden": True,
+            "message": self.event_message(message),
+            "previous_message": previous,
+            "event_ts": event_ts,
+            "ts": event_ts,
+            "channel_type": self.channel_type(channel),
+        }
+
+    def deleted_event(self, channel: ChannelRecord, previous: dict[str, Any], ts: str) -> dict[str, Any]:
+        event_ts = self.next_ts()
+        return {
+            "type": "message",
+            "subtype": "message_deleted",
+            "channel": channel.id,
+            "hidden": True,
+            "deleted_ts": ts,
+            "previous_message": previous,
+            "event_ts": event_ts,
+            "ts": event_ts,
+            "channel_type": self.channel_type(channel),
+        }
+
+    def archive_event(self, channel: ChannelRecord, user_id: str, *, archived: bool) -> dict[str, Any]:
+        prefix = "group" if channel.is_private else "channel"
+        event: dict[str, Any] = {"type": f"{prefix}_{'archive' if archived else 'unarchive'}", "channel": channel.id}
+        # group_unarchive names the actor actor_id; the others say user.
+        event["actor_id" if channel.is_private and not archived else "user"] = user_id
+        event["event_ts"] = self.next_ts()
+        return event
+
     def author_name(self, identity: Identity) -> str:
         return self.users[identity.user_id].name
 
@@ -688,6 +755,7 @@ class Workspace:
             raise ApiError("not_in_channel")
         channel.is_archived = True
         channel.updated = self.now() * 1000
+        self.emitted.append(self.archive_event(channel, identity.user_id, archived=True))
         return {}
 
     def _m_conversations_unarchive(self, identity: Identity, args: Mapping[str, Any]) -> dict[str, Any]:
@@ -700,6 +768,7 @@ class Workspace:
             raise ApiError("not_archived")
         channel.is_archived = False
         channel.updated = self.now() * 1000
+        self.emitted.append(self.archive_event(channel, identity.user_id, archived=False))
         return {}
 
     def _m_conversations_rename(self, identity: Identity, args: Mapping[str, Any]) -> dict[str, Any]:
@@ -896,6 +965,7 @@ class Workspace:
             author=author,
         )
         self.record_message(channel, message)
+        self.emitted.append(self.message_event(channel, message))
         return {"channel": channel.id, "ts": message.ts, "message": self.render_message(message)}
 
     def _own_message(self, identity: Identity, channel: ChannelRecord, ts: str, code: str) -> MessageRecord:
@@ -914,6 +984,7 @@ class Workspace:
         if not text and blocks is None and attachments is None and not message.files:
             raise ApiError("no_text")
         metadata = parse_metadata(args.get("metadata"))
+        previous = self.event_message(message)
         message.text = text
         if blocks is not None or "blocks" in args:
             message.blocks = blocks
@@ -922,6 +993,7 @@ class Workspace:
         if metadata is not None:
             message.metadata = metadata
         message.edited = {"user": identity.user_id, "ts": self.next_ts()}
+        self.emitted.append(self.changed_event(channel, previous, message))
         rendered = self.render_message(message)
         rendered.pop("ts")  # chat.update's message carries no ts of its own (the top-level ts is it)
         return {"channel": channel.id, "ts": message.ts, "text": message.text, "message": rendered}
@@ -929,15 +1001,15 @@ class Workspace:
     def _m_chat_delete(self, identity: Identity, args: Mapping[str, Any]) -> dict[str, Any]:
         channel = self._channel(METHODS["chat.delete"], identity, args)
         message = self._own_message(identity, channel, arg_str(args, "ts") or "", "cant_delete_message")
+        previous = self.event_message(message)
         self.messages[channel.id].remove(message)
+        self.emitted.append(self.deleted_event(channel, previous, message.ts))
         return {"channel": channel.id, "ts": message.ts}
 
     def _m_chat_postEphemeral(self, identity: Identity, args: Mapping[str, Any]) -> dict[str, Any]:
         channel = self._channel(METHODS["chat.postEphemeral"], identity, args)
         self._can_post(identity, channel)
         user_id = arg_str(args, "user") or ""
-        if user_id not in self.users:
-            raise ApiError("user_not_found")
         if user_id not in channel.members:
             raise ApiError("user_not_in_channel")
         text, blocks, _ = self._content(args, require=True)
@@ -1064,7 +1136,8 @@ class Workspace:
                 thread_ts=self.thread_root(channel, thread),
                 author=self.author_name(identity),
             )
-            self.record_message(channel, message)
             for record in records:
                 record.channels.append(channel.id)
+            self.record_message(channel, message)
+            self.emitted.append(self.message_event(channel, message))
         return {"files": [{"id": record.id, "title": record.title} for record in records]}
