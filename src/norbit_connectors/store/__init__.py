@@ -4,9 +4,14 @@
 database between several processes.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from ._base import Batch, CommitResult, Document, InboxKey, Job, NewJob, Put, Store, TranscriptEntry
 from ._memory import MemoryStore
 from ._sqlite import SQLiteStore
+
+if TYPE_CHECKING:
+    from ._postgres import PostgresStore
 
 __all__ = [
     "Batch",
@@ -16,8 +21,18 @@ __all__ = [
     "Job",
     "MemoryStore",
     "NewJob",
+    "PostgresStore",
     "Put",
     "SQLiteStore",
     "Store",
     "TranscriptEntry",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # PostgresStore is imported on first use so that psycopg stays an optional dependency.
+    if name == "PostgresStore":
+        from ._postgres import PostgresStore
+
+        return PostgresStore
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

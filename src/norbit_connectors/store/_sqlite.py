@@ -6,7 +6,7 @@ import os
 import sqlite3
 import threading
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import anyio.to_thread
 
@@ -48,7 +48,7 @@ def _write(conn: sqlite3.Connection, fn: Callable[[sqlite3.Connection], T]) -> T
         result = fn(conn)
     except _Abort as abort:
         conn.execute("ROLLBACK")
-        return abort.result  # type: ignore[return-value]
+        return cast(T, abort.result)
     except BaseException:
         conn.execute("ROLLBACK")
         raise
