@@ -146,7 +146,7 @@ class RoutingEngine:
         self._last: dict[str, tuple[float, int]] = {}
         self._version: dict[str, int] = {}
         self._pools_of: dict[str, tuple[_Pool, ...]] = {}
-        self._pool_size: dict[_Pool, int] = {}
+        self._members: dict[_Pool, list[str]] = {}
         self._heap_online: dict[_Pool, list[_Entry]] = {}
         self._heap_any: dict[_Pool, list[_Entry]] = {}
         self._conversations: dict[str, _Conversation] = {}
@@ -173,7 +173,7 @@ class RoutingEngine:
         self._agents = installed
         self._online &= installed.keys()
         self._pools_of = {}
-        self._pool_size = {}
+        self._members = {}
         for agent in installed.values():
             if agent.is_admin:
                 continue
@@ -183,7 +183,7 @@ class RoutingEngine:
                 pools = (_GENERAL, _ALL)
             self._pools_of[agent.id] = pools
             for pool in pools:
-                self._pool_size[pool] = self._pool_size.get(pool, 0) + 1
+                self._members.setdefault(pool, []).append(agent.id)
         self._rebuild_heaps()
 
     def _entry(self, agent_id: str) -> _Entry:
@@ -191,24 +191,20 @@ class RoutingEngine:
         return (self._load.get(agent_id, 0), last_at, last_seq, agent_id, self._version.get(agent_id, 0))
 
     def _rebuild_heaps(self, only: _Pool | None = None) -> None:
-        pools = [only] if only is not None else list(self._pool_size)
-        for pool in pools:
-            self._heap_online[pool] = []
-            self._heap_any[pool] = []
         if only is None:
-            for stale in [p for p in self._heap_any if p not in self._pool_size]:
-                del self._heap_any[stale], self._heap_online[stale]
-        for agent_id, agent_pools in self._pools_of.items():
-            entry = self._entry(agent_id)
-            for pool in agent_pools:
-                if only is not None and pool != only:
-                    continue
-                self._heap_any[pool].append(entry)
-                if agent_id in self._online:
-                    self._heap_online[pool].append(entry)
+            self._heap_online = {}
+            self._heap_any = {}
+            pools = list(self._members)
+        else:
+            pools = [only]
+        online = self._online
         for pool in pools:
-            heapq.heapify(self._heap_online[pool])
-            heapq.heapify(self._heap_any[pool])
+            entries = [self._entry(agent_id) for agent_id in self._members[pool]]
+            heapq.heapify(entries)
+            self._heap_any[pool] = entries
+            live = [entry for entry in entries if entry[3] in online]
+            heapq.heapify(live)
+            self._heap_online[pool] = live
 
     def _touch(self, agent_id: str) -> None:
         """The agent's load, recency or presence changed: invalidate its heap entries and push fresh ones."""
@@ -223,7 +219,7 @@ class RoutingEngine:
             heapq.heappush(heap, entry)
             if online:
                 heapq.heappush(self._heap_online[pool], entry)
-            if max(len(heap), len(self._heap_online[pool])) > 4 * self._pool_size[pool] + 64:
+            if max(len(heap), len(self._heap_online[pool])) > 4 * len(self._members[pool]) + 64:
                 self._rebuild_heaps(pool)
 
     def _top(self, heap: list[_Entry] | None, online: bool) -> _Entry | None:
