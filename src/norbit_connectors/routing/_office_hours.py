@@ -197,13 +197,15 @@ class OfficeHours:
     def next_open(self, at: datetime) -> datetime | None:
         """The first instant at or after ``at`` when the office is open (``at`` itself if open now).
 
-        The result is in the office's time zone; None when the timetable has no hours at all.
+        The result is in UTC (``.astimezone(ZoneInfo(hours.timezone))`` for local display: comparisons of
+        datetimes inside a repeated hour across time zones are always unequal, so UTC is the safe form); None
+        when the timetable has no hours at all.
         """
         at = _require_aware(at)
         if not any(self._table):
             return None
         if self.is_open(at):
-            return at.astimezone(self._zone)
+            return at.astimezone(UTC)
         at_utc = at.astimezone(UTC)
         first_day = at_utc.astimezone(self._zone).date() - timedelta(days=1)
         # The office goes from closed to open only when the wall clock reaches a range's start (once, or twice
@@ -221,7 +223,7 @@ class OfficeHours:
                     continue
                 if self._open_at_wall(candidate.astimezone(self._zone)):
                     best = candidate
-        return None if best is None else best.astimezone(self._zone)
+        return best
 
     def _transition_on(self, day: date) -> datetime | None:
         """The instant (UTC) the zone's offset changes during local ``day``, if it does."""
