@@ -277,36 +277,37 @@ class PostgresStore:
             return []
 
         def claim(conn: psycopg.Connection[Any]) -> list[Job]:
-            # Heads come from this statement's snapshot; the row lock then re-checks each head's current row
-            # (a concurrent claim, retry, dead letter or finish drops it). Heads only ever move to higher ids,
-            # so a stale head list can only miss jobs, never hand out one out of order.
+            # One statement (one round trip). Heads come from the statement's snapshot; the row lock then
+            # re-checks each head's current row (a concurrent claim, retry, dead letter or finish drops it).
+            # Heads only ever move to higher ids, so a stale head list can miss jobs but never hand one out
+            # before an older job of its key.
             rows = conn.execute(
-                f"SELECT {JOB_COLUMNS} FROM norbit_jobs WHERE id IN (SELECT id FROM ({_HEADS}) AS heads) "
+                "UPDATE norbit_jobs SET lease_owner = %(owner)s, lease_until = %(until)s WHERE id IN ("
+                f"SELECT id FROM norbit_jobs WHERE id IN (SELECT id FROM ({_HEADS}) AS heads) "
                 "AND NOT dead AND not_before <= %(now)s AND (lease_until IS NULL OR lease_until <= %(now)s) "
-                "ORDER BY id LIMIT %(limit)s FOR UPDATE SKIP LOCKED",
-                {"now": now, "limit": limit},
+                f"ORDER BY id LIMIT %(limit)s FOR UPDATE SKIP LOCKED) RETURNING {JOB_COLUMNS}",
+                {"owner": owner, "until": now + lease_seconds, "now": now, "limit": limit},
             ).fetchall()
-            if rows:
-                conn.execute(
-                    "UPDATE norbit_jobs SET lease_owner = %s, lease_until = %s WHERE id = ANY(%s)",
-                    (owner, now + lease_seconds, [row[0] for row in rows]),
-                )
-            return [row_to_job(row) for row in rows]
+            return sorted((row_to_job(row) for row in rows), key=lambda job: job.id)
 
-        return await self._run(claim, transaction=True)
+        return await self._run(claim)
 
     async def finish_job(self, job_id: int, owner: str, *, batch: Batch | None = None, now: float) -> bool:
+        if not batch:
+            return await self._update_held(
+                "DELETE FROM norbit_jobs WHERE id = %s AND lease_owner = %s AND NOT dead", (job_id, owner)
+            )
+
         def finish(conn: psycopg.Connection[Any]) -> bool:
             row = conn.execute(
                 "SELECT lease_owner FROM norbit_jobs WHERE id = %s AND NOT dead FOR UPDATE", (job_id,)
             ).fetchone()
             if row is None or row[0] != owner:
                 return False
-            if batch:
-                try:
-                    _commit(conn, batch, now)
-                except _Abort:
-                    raise _Abort(False) from None
+            try:
+                _commit(conn, batch, now)
+            except _Abort:
+                raise _Abort(False) from None
             conn.execute("DELETE FROM norbit_jobs WHERE id = %s", (job_id,))
             return True
 

@@ -123,9 +123,11 @@ SQLITE_MIGRATIONS: tuple[tuple[str, ...], ...] = (
         )""",
     ),
     (
-        # The head of each queue key is min(id) among its live jobs: this index answers it without a table scan.
+        # The head of each queue key is its live job with the smallest id: this index finds it in one probe.
         "CREATE INDEX IF NOT EXISTS jobs_live_heads ON jobs (queue_key, id) WHERE dead = 0",
         "CREATE INDEX IF NOT EXISTS jobs_dead ON jobs (id) WHERE dead = 1",
+        # next_job_time walks live jobs by due time until it meets a head.
+        "CREATE INDEX IF NOT EXISTS jobs_live_due ON jobs (not_before) WHERE dead = 0",
     ),
 )
 

@@ -30,7 +30,9 @@ T = TypeVar("T")
 # How long a writer waits for another process holding the write lock before giving up.
 _BUSY_TIMEOUT_MS = 30_000
 
-_HEADS = "SELECT MIN(id) FROM jobs WHERE dead = 0 GROUP BY queue_key"
+# A live job is the head of its queue key when no older live job shares the key: one index probe per row, so
+# scans in id (or not_before) order stop as soon as they have found enough heads.
+_IS_HEAD = "NOT EXISTS (SELECT 1 FROM jobs AS p WHERE p.queue_key = j.queue_key AND p.dead = 0 AND p.id < j.id)"
 
 
 class _Abort(Exception):
@@ -266,8 +268,8 @@ class SQLiteStore:
 
         def claim(conn: sqlite3.Connection) -> list[Job]:
             rows = conn.execute(
-                f"SELECT {JOB_COLUMNS} FROM jobs WHERE id IN ({_HEADS}) AND not_before <= ? "
-                "AND (lease_until IS NULL OR lease_until <= ?) ORDER BY id LIMIT ?",
+                f"SELECT {JOB_COLUMNS} FROM jobs AS j WHERE j.dead = 0 AND j.not_before <= ? "
+                f"AND (j.lease_until IS NULL OR j.lease_until <= ?) AND {_IS_HEAD} ORDER BY j.id LIMIT ?",
                 (now, now, limit),
             ).fetchall()
             if rows:
@@ -343,8 +345,10 @@ class SQLiteStore:
 
     async def next_job_time(self) -> float | None:
         def read(conn: sqlite3.Connection) -> float | None:
-            row = conn.execute(f"SELECT MIN(not_before) FROM jobs WHERE id IN ({_HEADS})").fetchone()
-            return None if row[0] is None else float(row[0])
+            row = conn.execute(
+                f"SELECT j.not_before FROM jobs AS j WHERE j.dead = 0 AND {_IS_HEAD} ORDER BY j.not_before LIMIT 1"
+            ).fetchone()
+            return None if row is None else float(row[0])
 
         return await self._run(read)
 
