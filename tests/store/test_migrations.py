@@ -1,8 +1,10 @@
 from __future__ import annotations
 
 import sqlite3
+import sys
 from pathlib import Path
 
+import anyio
 import pytest
 
 from norbit_connectors.exceptions import ConfigurationError
@@ -83,3 +85,32 @@ async def test_newer_schema_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigurationError, match="newer than this library"):
         await SQLiteStore(path).open()
     assert schema_version(path) == LATEST + 1
+
+
+_OPENER = """
+import sys, anyio
+from norbit_connectors.store import Batch, NewJob, SQLiteStore
+
+async def main(path, n):
+    async with SQLiteStore(path) as store:
+        job = NewJob(queue_key="q", connector="c", kind="k", payload={"n": n})
+        result = await store.commit(Batch(jobs=[job]), now=0)
+        assert result.ok
+
+anyio.run(main, sys.argv[1], int(sys.argv[2]))
+"""
+
+
+@pytest.mark.anyio
+async def test_processes_opening_a_new_file_at_once(tmp_path: Path) -> None:
+    path = tmp_path / "shared.sqlite3"
+
+    async def run(n: int) -> None:
+        await anyio.run_process([sys.executable, "-c", _OPENER, str(path), str(n)], check=True)
+
+    async with anyio.create_task_group() as tg:
+        for n in range(8):
+            tg.start_soon(run, n)
+    assert schema_version(path) == LATEST
+    async with SQLiteStore(path) as store:
+        assert await store.pending_jobs() == 8

@@ -161,3 +161,31 @@ def test_missing_psycopg_says_how_to_install(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setitem(sys.modules, "psycopg", None)
     with pytest.raises(ConfigurationError, match=r"norbit-connectors\[postgres\]"):
         PostgresStore("postgresql://x@localhost/db")
+
+
+@pytest.mark.anyio
+async def test_values_postgres_cannot_hold_are_usage_errors(postgres_dsn: str) -> None:
+    async with PostgresStore(postgres_dsn) as store:
+        with pytest.raises(UsageError, match="refused"):
+            await store.commit(Batch(puts=[Put(namespace="ns", key="nul\x00", value=1)]), now=0)
+        with pytest.raises(UsageError):
+            await store.commit(Batch(puts=[Put(namespace="ns", key="\ud800", value=1)]), now=0)
+        assert await store.get("ns", "nul") is None
+        # NUL inside a JSON value is fine: values are stored as JSON text.
+        assert (await store.commit(Batch(puts=[Put(namespace="ns", key="v", value="a\x00b")]), now=0)).ok
+
+
+@pytest.mark.anyio
+async def test_newer_schema_is_refused(postgres_dsn: str) -> None:
+    import psycopg
+
+    async with PostgresStore(postgres_dsn):
+        pass
+    with psycopg.connect(postgres_dsn, autocommit=True) as conn:
+        conn.execute("UPDATE norbit_schema_version SET version = version + 100")
+    try:
+        with pytest.raises(ConfigurationError, match="newer than this library"):
+            await PostgresStore(postgres_dsn).open()
+    finally:
+        with psycopg.connect(postgres_dsn, autocommit=True) as conn:
+            conn.execute("UPDATE norbit_schema_version SET version = version - 100")

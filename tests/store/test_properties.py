@@ -49,7 +49,6 @@ def test_lock_ids_are_signed_64_bit_and_stable(kind: str, parts: list[str]) -> N
     assert lid == lock_id(kind, *parts)
 
 
-
 @pytest.fixture(params=["memory", "sqlite", "postgres"])
 def portal_store(
     request: pytest.FixtureRequest, tmp_path: Path, anyio_backend: str

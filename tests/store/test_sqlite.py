@@ -164,3 +164,14 @@ async def test_bad_paths_raise_configuration_errors(tmp_path: Path) -> None:
     with pytest.raises(ConfigurationError):
         SQLiteStore(42)  # type: ignore[arg-type]
     assert repr(SQLiteStore(tmp_path / "x.db")) == f"SQLiteStore({str(tmp_path / 'x.db')!r})"
+
+
+@pytest.mark.anyio
+async def test_unencodable_text_is_a_usage_error(tmp_path: Path) -> None:
+    async with SQLiteStore(tmp_path / "db.sqlite3") as store:
+        with pytest.raises(UsageError, match="lone surrogates"):
+            await store.commit(Batch(puts=[Put(namespace="ns", key="\ud800", value=1)]), now=0)
+        with pytest.raises(UsageError, match="lone surrogates"):
+            await store.get("\udfff", "k")
+        # The store is still usable, and nothing was written.
+        assert await store.scan("ns") == []

@@ -212,6 +212,11 @@ class PostgresStore:
                 except retryable:
                     if attempt == _ATTEMPTS - 1:
                         raise
+                except UnicodeEncodeError:
+                    raise UsageError("text given to PostgresStore must be valid Unicode (no lone surrogates)") from None
+                except self._psycopg.DataError as exc:
+                    # e.g. a NUL character in a key: PostgreSQL text cannot hold it.
+                    raise UsageError(f"PostgreSQL refused a value: {str(exc).strip()}") from None
             raise AssertionError("unreachable")
         finally:
             pool.release(conn)

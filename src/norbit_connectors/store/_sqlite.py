@@ -207,7 +207,10 @@ class SQLiteStore:
         with self._lock:
             if self._conn is None:
                 raise UsageError("the SQLiteStore is not open: use `async with SQLiteStore(path)` or `await open()`")
-            return fn(self._conn)
+            try:
+                return fn(self._conn)
+            except UnicodeEncodeError:
+                raise UsageError("text given to SQLiteStore must be valid Unicode (no lone surrogates)") from None
 
     async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         return await anyio.to_thread.run_sync(self._call, fn)
