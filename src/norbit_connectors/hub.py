@@ -126,13 +126,9 @@ class Hub:
             if not isinstance(connector, Connector):
                 raise ConfigurationError(f"{connector!r} is not a Connector")
             if not connector.name or connector.name == HUB:
-                raise ConfigurationError(
-                    f"connector {type(connector).__name__} needs a name other than 'hub'"
-                )
+                raise ConfigurationError(f"connector {type(connector).__name__} needs a name other than 'hub'")
             if connector.name in self._connectors:
-                raise ConfigurationError(
-                    f"two connectors are named {connector.name!r}: give each its own name"
-                )
+                raise ConfigurationError(f"two connectors are named {connector.name!r}: give each its own name")
             self._connectors[connector.name] = connector
         self._departments = {d.id: d for d in departments}
         self._agents: dict[str, Agent] = {}
@@ -245,9 +241,7 @@ class Hub:
         """The customer wrote ``message``: relay it to the agents (the first one opens the channel)."""
         _check_conversation(conversation)
         _check_message(message)
-        await self._commit_planned(
-            conversation.id, lambda s, v: self._plan_customer(conversation, message, s, v)
-        )
+        await self._commit_planned(conversation.id, lambda s, v: self._plan_customer(conversation, message, s, v))
 
     async def agent_message(self, conversation: Conversation, message: Message, agent: Agent | None) -> None:
         """An agent replied in the host's own dashboard: mirror it to the agent side as that agent."""
@@ -288,19 +282,13 @@ class Hub:
             if not was_relaying and state.status == "open":
                 for connector in self._agent_connectors():
                     jobs.append(
-                        self._event_job(
-                            connector.name, conversation.id, TakeOver(conversation=state.conversation)
-                        )
+                        self._event_job(connector.name, conversation.id, TakeOver(conversation=state.conversation))
                     )
                     jobs.extend(
-                        self._event_job(
-                            connector.name, conversation.id, _replay(state.conversation, e, self._agents)
-                        )
+                        self._event_job(connector.name, conversation.id, _replay(state.conversation, e, self._agents))
                         for e in transcript
                     )
-            result = await self.store.commit(
-                Batch(puts=[self._put_state(state, version)], jobs=jobs), now=now
-            )
+            result = await self.store.commit(Batch(puts=[self._put_state(state, version)], jobs=jobs), now=now)
             if result.ok:
                 self._wake_up()
                 return
@@ -380,9 +368,7 @@ class Hub:
 
     def _event_job(self, connector: str, conversation_id: str, event: HubEvent) -> NewJob:
         kind, payload = encode_event(event)
-        return NewJob(
-            queue_key=f"{connector}:{conversation_id}", connector=connector, kind=kind, payload=payload
-        )
+        return NewJob(queue_key=f"{connector}:{conversation_id}", connector=connector, kind=kind, payload=payload)
 
     def _plan_customer(
         self, conversation: Conversation, message: Message, state: ConversationState | None, version: int
@@ -401,9 +387,7 @@ class Hub:
             jobs = [self._event_job(c.name, conversation.id, event) for c in self._agent_connectors()]
         return Batch(
             puts=[self._put_state(state, version)],
-            transcript=[
-                TranscriptEntry(conversation_id=conversation.id, role="customer", message=message, at=now)
-            ],
+            transcript=[TranscriptEntry(conversation_id=conversation.id, role="customer", message=message, at=now)],
             inbox=[_message_key(conversation.id, message.id)],
             jobs=jobs,
         )
@@ -575,8 +559,11 @@ class Hub:
                     continue
                 delay = self._poll
                 next_time = await self.store.next_job_time()
-                if next_time is not None:
-                    delay = min(delay, max(0.0, next_time - self._clock()))
+                now = self._clock()
+                if next_time is not None and next_time > now:
+                    # A retry comes due before the next poll. (A due job we could not claim is leased by a
+                    # worker: its end wakes us, or the poll finds it when a dead worker's lease runs out.)
+                    delay = min(delay, next_time - now)
                 with anyio.move_on_after(delay):
                     await self._wake.wait()
 
@@ -623,18 +610,14 @@ class Hub:
             return
         except (PermissionDenied, ConfigurationError) as exc:
             log.error("job %s (%s/%s) parked as a dead letter: %s", job.id, job.connector, job.kind, exc)
-            await store.dead_letter_job(
-                job.id, self._owner, reason=f"{type(exc).__name__}: {exc}", now=self._clock()
-            )
+            await store.dead_letter_job(job.id, self._owner, reason=f"{type(exc).__name__}: {exc}", now=self._clock())
             return
         except Exception as exc:
             await self._failed(job, exc)
             return
         if not await store.finish_job(job.id, self._owner, batch=batch, now=self._clock()):
             # A concurrent writer changed the conversation first: plan the job again.
-            await store.retry_job(
-                job.id, self._owner, not_before=self._clock(), error="conflict", now=self._clock()
-            )
+            await store.retry_job(job.id, self._owner, not_before=self._clock(), error="conflict", now=self._clock())
 
     async def _failed(self, job: Job, exc: Exception) -> None:
         attempts = job.attempts + 1
@@ -652,9 +635,7 @@ class Hub:
             await self.store.dead_letter_job(job.id, self._owner, reason=reason, now=self._clock())
             return
         if isinstance(exc, NorbitError):
-            log.warning(
-                "job %s (%s/%s) failed (attempt %d): %s", job.id, job.connector, job.kind, attempts, reason
-            )
+            log.warning("job %s (%s/%s) failed (attempt %d): %s", job.id, job.connector, job.kind, attempts, reason)
         else:
             log.exception("job %s (%s/%s) raised (attempt %d)", job.id, job.connector, job.kind, attempts)
         delay = _backoff(attempts, self._retry_base)
