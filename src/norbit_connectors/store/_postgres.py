@@ -67,9 +67,13 @@ class _Pool:
         self._count = 0
         self._closed = False
         self._cond = threading.Condition()
-        for _ in range(min_size):
-            self._idle.append(self._connect())
-            self._count += 1
+        try:
+            for _ in range(min_size):
+                self._idle.append(self._connect())
+                self._count += 1
+        except BaseException:
+            self.close()
+            raise
 
     def _connect(self) -> psycopg.Connection[Any]:
         try:
