@@ -24,7 +24,7 @@ def test_values_are_frozen_and_keyword_only() -> None:
     with pytest.raises(attrs.exceptions.FrozenInstanceError):
         routing.mode = "auto"  # type: ignore[misc]
     with pytest.raises(TypeError):
-        Routing("auto")  # type: ignore[misc]
+        Routing("auto")  # type: ignore[call-arg]
     assert routing == Routing(mode="manual", max_concurrent=None, response_minutes=0)
 
 

@@ -368,3 +368,18 @@ def test_snapshot_round_trips_through_json() -> None:
 def test_malformed_snapshot_is_a_usage_error(data: dict[str, object]) -> None:
     with pytest.raises(UsageError, match="malformed routing snapshot"):
         RoutingEngine.from_snapshot(Routing(), [], data)
+
+
+def test_place_waiting_applies_a_raised_cap_after_loading() -> None:
+    agents = [agent("a")]
+    engine = engine_with(*agents, online=("a",), max_concurrent=1)
+    for i in range(3):
+        engine.add_conversation(f"c{i}", department_id=None, now=NOW)
+    roomier = RoutingEngine.from_snapshot(Routing(max_concurrent=2), agents, engine.snapshot())
+    assert roomier.queue(None) == ["c1", "c2"]
+    events = roomier.place_waiting(now=later(1))
+    assert [(e.conversation_id, e.agent_id, e.queue_position, e.event) for e in events] == [
+        ("c1", "a", None, "assigned"),
+        ("c2", None, 1, "queue_moved"),
+    ]
+    assert roomier.place_waiting(now=later(2)) == []

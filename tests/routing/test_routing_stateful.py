@@ -93,7 +93,7 @@ class RoutingMachine(RuleBasedStateMachine):
         for event in events:
             record = self.conversations[event.conversation_id]
             assert event.department_id == record[0]
-            queue = self.queues.setdefault(record[0], [])  # type: ignore[arg-type]
+            queue = self.queues.setdefault(record[0], [])
             if event.event in ("assigned", "claimed"):
                 assert event.agent_id is not None
                 assert event.queue_position is None
@@ -185,9 +185,8 @@ class RoutingMachine(RuleBasedStateMachine):
     def set_online(self, data: st.DataObject, online: bool) -> None:
         # Mostly known agents; now and then an id the engine has never heard of.
         known = sorted(self.agents)
-        agent_id = data.draw(
-            st.sampled_from(known) if known and data.draw(st.integers(0, 4)) else st.sampled_from(AGENT_IDS)
-        )
+        pick_known = bool(known) and data.draw(st.integers(0, 4)) > 0
+        agent_id = data.draw(st.sampled_from(known if pick_known else AGENT_IDS))
         now = self.now()
         if agent_id not in self.agents:
             with pytest.raises(UsageError):
@@ -254,7 +253,7 @@ class RoutingMachine(RuleBasedStateMachine):
             assert assignment is not None
             assert assignment.department_id == department
             if state == "queued":
-                position = self.queues[department].index(conversation_id) + 1  # type: ignore[index]
+                position = self.queues[department].index(conversation_id) + 1
                 assert (assignment.agent_id, assignment.queue_position) == (None, position)
             elif state == "unassigned":
                 assert (assignment.agent_id, assignment.event) == (None, "unassigned")

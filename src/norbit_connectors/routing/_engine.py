@@ -504,6 +504,17 @@ class RoutingEngine:
         events = self._drain(list(self._queues), at, moved)
         return events + self._moved_events(moved)
 
+    def place_waiting(self, *, now: datetime) -> list[Assignment]:
+        """Place every waiting conversation someone can take now.
+
+        Operations keep the queues settled on their own; call this after :meth:`from_snapshot` with a changed
+        configuration (a higher ``max_concurrent``, "auto" after "manual") so the new settings apply at once.
+        """
+        at = _require_now(now)
+        moved: dict[str | None, int] = {}
+        events = self._drain(list(self._queues), at, moved)
+        return events + self._moved_events(moved)
+
     def forget(self, conversation_id: str) -> None:
         """Drop an archived conversation from the state (it can no longer be reopened here)."""
         conversation = self._conversation(conversation_id)
