@@ -4,6 +4,8 @@ import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from norbit_connectors import Agent, AlreadyClaimed, Assignment, UsageError
 from norbit_connectors.routing import OfficeHours, Routing, RoutingEngine
@@ -383,3 +385,28 @@ def test_place_waiting_applies_a_raised_cap_after_loading() -> None:
         ("c2", None, 1, "queue_moved"),
     ]
     assert roomier.place_waiting(now=later(2)) == []
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=5),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+    max_leaves=10,
+)
+
+
+SNAPSHOT_KEYS = ["format", "seq", "online", "last", "conversations", "queues", "notices"]
+
+
+@given(key=st.sampled_from(SNAPSHOT_KEYS), value=json_values)
+def test_any_damaged_snapshot_loads_or_is_a_usage_error(key: str, value: object) -> None:
+    agents = [agent("a"), agent("b", "sales")]
+    engine = engine_with(*agents, online=("a",), max_concurrent=1)
+    for i in range(3):
+        engine.add_conversation(f"c{i}", department_id="sales" if i else None, now=NOW)
+    data = engine.snapshot()
+    data[key] = value
+    try:
+        restored = RoutingEngine.from_snapshot(engine.routing, agents, data)
+    except UsageError:
+        return
+    restored.add_conversation("new", department_id=None, now=NOW)
