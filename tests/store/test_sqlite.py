@@ -175,3 +175,44 @@ async def test_unencodable_text_is_a_usage_error(tmp_path: Path) -> None:
             await store.get("\udfff", "k")
         # The store is still usable, and nothing was written.
         assert await store.scan("ns") == []
+
+
+_COMMITTER = """
+import sys, anyio
+from norbit_connectors.store import Batch, NewJob, Put, SQLiteStore
+
+async def main(path):
+    async with SQLiteStore(path) as store:
+        for n in range(1, 100_000):
+            job = NewJob(queue_key=f"k{n % 3}", connector="c", kind="k", payload={"n": n})
+            result = await store.commit(Batch(puts=[Put(namespace="ns", key="last", value=n)], jobs=[job]), now=n)
+            assert result.ok
+            print(n, flush=True)
+
+anyio.run(main, sys.argv[1])
+"""
+
+
+@pytest.mark.anyio
+async def test_acknowledged_commits_survive_sigkill(tmp_path: Path) -> None:
+    path = tmp_path / "crash.sqlite3"
+    async with await anyio.open_process([sys.executable, "-c", _COMMITTER, str(path)]) as proc:
+        assert proc.stdout is not None
+        acknowledged = 0
+        buffer = b""
+        while acknowledged < 200:
+            buffer += await proc.stdout.receive()
+            *lines, buffer = buffer.split(b"\n")
+            if lines:
+                acknowledged = int(lines[-1])
+        proc.kill()  # SIGKILL: no cleanup, possibly in the middle of a transaction
+        await proc.wait()
+    async with SQLiteStore(path) as store:
+        doc = await store.get("ns", "last")
+        assert doc is not None
+        # Every acknowledged commit is there; the one in flight is either complete or absent.
+        assert doc.value >= acknowledged
+        assert doc.version == doc.value
+        assert await store.pending_jobs() == doc.value
+        claimed = await store.claim_jobs("w", now=1e9, lease_seconds=1, limit=10)
+        assert [j.payload["n"] for j in claimed] == [1, 2, 3]
