@@ -1,0 +1,173 @@
+"""Shared HTTP plumbing of the customer-side connectors: a lazily imported httpx client, capped downloads,
+constant-time secret checks, and the webhook handshake of Meta's platforms."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import importlib
+import json
+import urllib.parse
+from collections.abc import Mapping
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
+
+from .._connector import HttpResponse
+from ..exceptions import ConfigurationError, InvalidRequest, TransportError
+
+if TYPE_CHECKING:
+    import httpx
+
+__all__ = [
+    "HttpClient",
+    "header",
+    "json_object",
+    "meta_handshake",
+    "require_httpx",
+    "same_secret",
+    "verify_meta_signature",
+]
+
+INSTALL_HINT = 'pip install "norbit-connectors[http]"'
+
+
+def require_httpx() -> ModuleType:
+    """The httpx module, or a ConfigurationError that says how to install it."""
+    try:
+        return importlib.import_module("httpx")
+    except ImportError:
+        raise ConfigurationError(f"the customer-side connectors need httpx: {INSTALL_HINT}") from None
+
+
+def header(headers: Mapping[str, str], name: str) -> str | None:
+    """A header's value, whatever the case of its name."""
+    wanted = name.lower()
+    for key, value in headers.items():
+        if key.lower() == wanted:
+            return value
+    return None
+
+
+def same_secret(given: str | None, expected: str) -> bool:
+    """Constant-time comparison; a missing value never matches."""
+    if given is None:
+        return False
+    return hmac.compare_digest(given.encode("utf-8", "surrogatepass"), expected.encode("utf-8", "surrogatepass"))
+
+
+def json_object(body: bytes) -> dict[str, Any]:
+    """The request body as a JSON object, or InvalidRequest (400)."""
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidRequest("the body is not JSON") from None
+    if not isinstance(data, dict):
+        raise InvalidRequest("the body is not a JSON object")
+    return data
+
+
+def verify_meta_signature(headers: Mapping[str, str], body: bytes, app_secret: str) -> None:
+    """Check ``X-Hub-Signature-256: sha256=<hex HMAC-SHA256 of the raw body>`` (401 when missing or wrong)."""
+    given = header(headers, "X-Hub-Signature-256")
+    if not given:
+        raise InvalidRequest("missing X-Hub-Signature-256", status=401)
+    scheme, _, digest = given.strip().partition("=")
+    if scheme.lower() != "sha256" or not digest:
+        raise InvalidRequest("X-Hub-Signature-256 is not a sha256 signature", status=401)
+    expected = hmac.new(app_secret.encode(), body, hashlib.sha256).hexdigest()
+    if not same_secret(digest.lower(), expected):
+        raise InvalidRequest("the X-Hub-Signature-256 signature does not match", status=401)
+
+
+def meta_handshake(query: str, verify_token: str) -> HttpResponse:
+    """Answer Meta's subscription check: ``hub.mode=subscribe&hub.verify_token=...&hub.challenge=...``."""
+    try:
+        params = dict(urllib.parse.parse_qsl(query, keep_blank_values=True, strict_parsing=False))
+    except ValueError:
+        raise InvalidRequest("malformed query string") from None
+    if params.get("hub.mode") != "subscribe" or "hub.challenge" not in params:
+        raise InvalidRequest("expected hub.mode=subscribe with a hub.challenge")
+    if not same_secret(params.get("hub.verify_token"), verify_token):
+        raise InvalidRequest("wrong hub.verify_token", status=403)
+    return HttpResponse.text(200, params["hub.challenge"])
+
+
+class HttpClient:
+    """One httpx.AsyncClient per running connector (a short-lived one when used outside a hub).
+
+    Errors of the connection itself become :class:`TransportError` without the URL, which may hold a token.
+    """
+
+    def __init__(self, service: str, *, timeout: float = 30.0) -> None:
+        self.service = service
+        self.timeout = timeout
+        self._client: httpx.AsyncClient | None = None
+
+    async def open(self) -> None:
+        if self._client is None:
+            httpx_module = require_httpx()
+            self._client = httpx_module.AsyncClient(timeout=self.timeout, follow_redirects=True)
+
+    async def close(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            await client.aclose()
+
+    async def request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        """Send one request and read the whole answer (any status)."""
+        httpx_module = require_httpx()
+        try:
+            if self._client is not None:
+                return await self._client.request(method, url, **kwargs)
+            async with httpx_module.AsyncClient(timeout=self.timeout, follow_redirects=True) as client:
+                response: httpx.Response = await client.request(method, url, **kwargs)
+                return response
+        except httpx_module.HTTPError as exc:
+            raise TransportError(
+                f"{self.service}: the request failed ({type(exc).__name__})", service=self.service
+            ) from None
+
+    async def download(self, url: str, *, limit: int, headers: Mapping[str, str] | None = None) -> bytes | None:
+        """The body at ``url``, or None when it is larger than ``limit`` bytes. Raises for a non-2xx answer."""
+        httpx_module = require_httpx()
+        client = self._client
+        own = client is None
+        if client is None:
+            client = httpx_module.AsyncClient(timeout=self.timeout, follow_redirects=True)
+        try:
+            async with client.stream("GET", url, headers=dict(headers or {})) as response:
+                if response.status_code >= 400:
+                    await response.aread()
+                    return _raise_download(self.service, response.status_code)
+                declared = response.headers.get("Content-Length")
+                if declared is not None and declared.isdigit() and int(declared) > limit:
+                    return None
+                chunks: list[bytes] = []
+                size = 0
+                async for chunk in response.aiter_bytes():
+                    size += len(chunk)
+                    if size > limit:
+                        return None
+                    chunks.append(chunk)
+                return b"".join(chunks)
+        except httpx_module.HTTPError as exc:
+            raise TransportError(
+                f"{self.service}: the download failed ({type(exc).__name__})", service=self.service
+            ) from None
+        finally:
+            if own:
+                await client.aclose()
+
+
+def _raise_download(service: str, status: int) -> bytes | None:
+    from ..exceptions import NotFound, PermissionDenied, RateLimited, RemoteError
+
+    if status == 429:
+        raise RateLimited(f"{service}: download rate limited", retry_after=1.0, service=service)
+    if status >= 500:
+        raise TransportError(f"{service}: download failed with HTTP {status}", code=str(status), service=service)
+    if status in (401, 403):
+        raise PermissionDenied(f"{service}: download refused (HTTP {status})", code=str(status), service=service)
+    if status in (404, 410):
+        raise NotFound(f"{service}: file not found (HTTP {status})", code=str(status), service=service)
+    raise RemoteError(f"{service}: download failed with HTTP {status}", code=str(status), service=service)

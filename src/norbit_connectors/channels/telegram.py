@@ -1,0 +1,271 @@
+"""Telegram (Bot API): customers write to your bot; agents' replies go back as the bot.
+
+Set the webhook once with :meth:`TelegramConnector.set_webhook` (it registers ``secret_token``, which Telegram
+then sends on every update as ``X-Telegram-Bot-Api-Secret-Token``), and route that URL to
+:meth:`TelegramConnector.handle_http`.
+"""
+
+from __future__ import annotations
+
+import json
+import mimetypes
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+from attrs import field, frozen
+
+from .._connector import HttpResponse
+from .._events import DeliverReply
+from .._models import Attachment, Conversation, User
+from ..exceptions import (
+    ConfigurationError,
+    InvalidRequest,
+    NotFound,
+    PermissionDenied,
+    RateLimited,
+    RemoteError,
+    TransportError,
+)
+from ._base import (
+    ChannelConnector,
+    InboundMessage,
+    MediaRef,
+    chunk_text,
+    dict_field,
+    int_field,
+    list_field,
+    str_field,
+)
+from ._http import header, json_object, require_httpx, same_secret
+
+__all__ = ["TelegramConfig", "TelegramConnector", "parse_update"]
+
+SERVICE = "telegram"
+TEXT_LIMIT = 4096
+CAPTION_LIMIT = 1024
+PHOTO_UPLOAD_LIMIT = 10 << 20
+_SECRET_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
+
+
+def _check_secret_token(_: Any, __: Any, value: str) -> None:
+    if not 1 <= len(value) <= 256 or not set(value) <= _SECRET_CHARS:
+        raise ConfigurationError("TelegramConfig.secret_token must be 1-256 characters of A-Z, a-z, 0-9, _ and -")
+
+
+def _check_bot_token(_: Any, __: Any, value: str) -> None:
+    if ":" not in value or "/" in value or not value.strip():
+        raise ConfigurationError("TelegramConfig.bot_token must be the token BotFather gave, like '123456:ABC-DEF...'")
+
+
+@frozen(kw_only=True)
+class TelegramConfig:
+    """``bot_token`` from @BotFather; ``secret_token``: 1-256 of ``A-Za-z0-9_-``, checked on every webhook."""
+
+    bot_token: str = field(repr=False, validator=_check_bot_token)
+    secret_token: str = field(repr=False, validator=_check_secret_token)
+    department_id: str | None = None
+    base_url: str = "https://api.telegram.org"
+    max_file_bytes: int = 20 << 20  # the Bot API serves files up to 20 MB to bots
+
+
+def parse_update(
+    data: Mapping[str, Any], *, source: str = "telegram", department_id: str | None = None
+) -> InboundMessage | None:
+    """The customer message in a Telegram update, None for updates that carry none (edits, joins, stickers...).
+
+    Raises InvalidRequest for an update that is not shaped like one.
+    """
+    update_id = int_field(data, "update_id")
+    if update_id is None:
+        raise InvalidRequest("a Telegram update needs an integer update_id")
+    message = data.get("message")
+    if message is None:
+        return None  # edited messages, channel posts, callbacks, member updates: nothing for the agents
+    if not isinstance(message, dict):
+        raise InvalidRequest("update.message must be an object")
+    chat = dict_field(message, "chat")
+    chat_id = int_field(chat, "id")
+    message_id = int_field(message, "message_id")
+    if chat_id is None or message_id is None:
+        raise InvalidRequest("update.message needs message_id and chat.id")
+    if chat.get("type", "private") != "private":
+        return None  # the bot serves one customer per private chat; groups are not conversations
+    sender = dict_field(message, "from")
+    if sender.get("is_bot") is True:
+        return None
+    text = str_field(message, "text") or str_field(message, "caption") or ""
+    media: list[MediaRef] = []
+    photos = [p for p in list_field(message, "photo") if isinstance(p, dict) and str_field(p, "file_id")]
+    if photos:
+        largest = max(photos, key=lambda p: (int_field(p, "file_size") or 0, (int_field(p, "width") or 0)))
+        media.append(
+            MediaRef(
+                ref=str(largest["file_id"]),
+                name=f"photo-{message_id}.jpg",
+                content_type="image/jpeg",
+                size=int_field(largest, "file_size"),
+            )
+        )
+    document = dict_field(message, "document")
+    if str_field(document, "file_id"):
+        media.append(
+            MediaRef(
+                ref=str(document["file_id"]),
+                name=str_field(document, "file_name") or f"document-{message_id}",
+                content_type=str_field(document, "mime_type"),
+                size=int_field(document, "file_size"),
+            )
+        )
+    if not text and not media:
+        return None
+    user_id = int_field(sender, "id")
+    first = str_field(sender, "first_name") or ""
+    last = str_field(sender, "last_name") or ""
+    username = str_field(sender, "username")
+    name = f"{first} {last}".strip() or (f"@{username}" if username else f"Telegram user {user_id or chat_id}")
+    details: dict[str, str] = {}
+    if username:
+        details["telegram"] = f"@{username}"
+    language = str_field(sender, "language_code")
+    if language:
+        details["language"] = language
+    user = User(id=f"telegram:{user_id if user_id is not None else chat_id}", name=name, details=details)
+    conversation = Conversation(id=f"telegram:{chat_id}", user=user, department_id=department_id, source=source)
+    at = int_field(message, "date")
+    return InboundMessage(
+        event_id=str(update_id),
+        conversation=conversation,
+        message_id=str(message_id),
+        text=text,
+        media=tuple(media),
+        at=float(at) if at is not None else None,
+    )
+
+
+class TelegramConnector(ChannelConnector):
+    """Customers write to a Telegram bot; agents' Slack replies go back through ``sendMessage`` and friends."""
+
+    name: ClassVar[str] = "telegram"
+    service: ClassVar[str] = SERVICE
+
+    def __init__(self, config: TelegramConfig) -> None:
+        if not isinstance(config, TelegramConfig):
+            raise ConfigurationError("TelegramConnector takes a TelegramConfig")
+        require_httpx()
+        super().__init__()
+        self.config = config
+        self.max_file_bytes = config.max_file_bytes
+        self._api = config.base_url.rstrip("/")
+
+    def __repr__(self) -> str:
+        return f"<TelegramConnector base_url={self._api!r}>"
+
+    # -- Bot API -----------------------------------------------------------------------------------------
+
+    async def call(self, method: str, *, files: Mapping[str, tuple[str, bytes, str]] | None = None, **args: Any) -> Any:
+        """Call a Bot API method and return its ``result``; errors become NorbitErrors."""
+        url = f"{self._api}/bot{self.config.bot_token}/{method}"
+        if files:
+            data = {k: v if isinstance(v, str) else json.dumps(v) for k, v in args.items() if v is not None}
+            response = await self.http.request("POST", url, data=data, files=dict(files))
+        else:
+            response = await self.http.request("POST", url, json={k: v for k, v in args.items() if v is not None})
+        try:
+            answer = response.json()
+        except ValueError:
+            answer = None
+        if isinstance(answer, dict) and answer.get("ok") is True:
+            return answer.get("result")
+        raise _error(method, response.status_code, answer if isinstance(answer, dict) else {})
+
+    async def set_webhook(self, url: str, *, drop_pending_updates: bool = False) -> None:
+        """Point the bot's updates at ``url`` (HTTPS), signed with the configured ``secret_token``."""
+        await self.call(
+            "setWebhook",
+            url=url,
+            secret_token=self.config.secret_token,
+            allowed_updates=["message"],
+            drop_pending_updates=drop_pending_updates,
+        )
+
+    # -- inbound -----------------------------------------------------------------------------------------
+
+    async def _handle_http(self, headers: Mapping[str, str], body: bytes, *, method: str, query: str) -> HttpResponse:
+        if method != "POST":
+            return HttpResponse.text(405, "Telegram sends updates with POST")
+        if not same_secret(header(headers, "X-Telegram-Bot-Api-Secret-Token"), self.config.secret_token):
+            raise InvalidRequest("wrong or missing X-Telegram-Bot-Api-Secret-Token", status=401)
+        update = parse_update(json_object(body), source=self.name, department_id=self.config.department_id)
+        if update is not None:
+            await self._accept([update])
+        return HttpResponse.text(200, "ok")
+
+    async def _fetch(self, media: MediaRef) -> bytes | None:
+        info = await self.call("getFile", file_id=media.ref)
+        path = info.get("file_path") if isinstance(info, dict) else None
+        if not isinstance(path, str) or not path:
+            raise RemoteError("telegram: getFile gave no file_path", code="no_file_path", service=SERVICE)
+        size = info.get("file_size")
+        if isinstance(size, int) and size > self.max_file_bytes:
+            return None
+        return await self.http.download(
+            f"{self._api}/file/bot{self.config.bot_token}/{path}", limit=self.max_file_bytes
+        )
+
+    # -- outbound ----------------------------------------------------------------------------------------
+
+    async def _send_reply(self, event: DeliverReply) -> None:
+        _, chat_id = self._peer(event.conversation, ("telegram",))
+        message = event.reply.message
+        parts: list[tuple[str, Any]] = [("text", piece) for piece in chunk_text(message.text, TEXT_LIMIT)]
+        parts.extend(("file", attachment) for attachment in message.attachments)
+        done = await self._parts_done(event.conversation.id, message.id)
+        for index, (kind, part) in enumerate(parts):
+            if index < done:
+                continue
+            if kind == "text":
+                result = await self.call("sendMessage", chat_id=chat_id, text=part)
+            else:
+                result = await self._send_file(chat_id, part)
+            sent_id = result.get("message_id") if isinstance(result, dict) else None
+            await self._part_sent(event.conversation.id, message.id, index + 1, str(sent_id))
+
+    async def _send_file(self, chat_id: str, attachment: Attachment) -> Any:
+        content_type = attachment.content_type or mimetypes.guess_type(attachment.name)[0] or ""
+        is_photo = content_type in ("image/jpeg", "image/png", "image/webp", "image/gif")
+        if attachment.content is not None:
+            if is_photo and len(attachment.content) <= PHOTO_UPLOAD_LIMIT:
+                method, field_name = "sendPhoto", "photo"
+            else:
+                method, field_name = "sendDocument", "document"
+            upload = (attachment.name or "file", attachment.content, content_type or "application/octet-stream")
+            return await self.call(method, files={field_name: upload}, chat_id=chat_id)
+        if attachment.url:
+            if is_photo:
+                return await self.call("sendPhoto", chat_id=chat_id, photo=attachment.url)
+            return await self.call("sendDocument", chat_id=chat_id, document=attachment.url)
+        # Neither bytes nor a link: say what was attached rather than drop it silently.
+        return await self.call("sendMessage", chat_id=chat_id, text=f"[{attachment.name}]")
+
+
+def _error(method: str, status: int, answer: Mapping[str, Any]) -> Exception:
+    code = answer.get("error_code")
+    code = code if isinstance(code, int) else status
+    description = str(answer.get("description") or f"HTTP {status}")
+    text = f"telegram {method}: {description}"
+    parameters = answer.get("parameters")
+    if code == 429 or status == 429:
+        retry = parameters.get("retry_after") if isinstance(parameters, dict) else None
+        wait = float(retry) if isinstance(retry, int | float) and not isinstance(retry, bool) else 1.0
+        return RateLimited(text, retry_after=wait, code="429", service=SERVICE)
+    if status >= 500 or code >= 500:
+        return TransportError(text, code=str(code), service=SERVICE)
+    if code == 401 or status == 401:
+        return PermissionDenied(text, code="401", service=SERVICE)
+    lowered = description.lower()
+    if code == 403 or "chat not found" in lowered or "user is deactivated" in lowered:
+        # Blocked by the user, kicked, deleted account: the chat is gone for the bot.
+        return NotFound(text, code=str(code), service=SERVICE)
+    if code == 404 and "not found" in lowered and method != "getFile":
+        return PermissionDenied(text + " (is the bot token right?)", code="404", service=SERVICE)
+    return RemoteError(text, code=str(code), service=SERVICE)
