@@ -513,21 +513,21 @@ class Hub:
         return Batch(transcript=[entry], jobs=jobs)
 
     async def _job_archived_remotely(self, conversation_id: str) -> None:
+        # Archived on the agent side (/archive, or the channel archived in Slack). The host hears of it once per
+        # archive: an echo of an archive the host made itself finds the conversation archived already. The host
+        # is told before the state is written, so a crash in between repeats the call rather than losing it.
+        state = await self.conversation(conversation_id)
+        if state is None or state.status == "archived":
+            return
+        if self.on_archive is not None:
+            await self.on_archive(conversation_id)
+
         def plan(state: ConversationState | None, version: int) -> Batch | None:
             if state is None or state.status == "archived":
                 return None
             return Batch(puts=[self._put_state(evolve(state, status="archived"), version)])
 
-        while True:
-            doc = await self.store.get(CONVERSATIONS, conversation_id)
-            state = _state_from(doc.value) if doc is not None else None
-            batch = plan(state, doc.version if doc is not None else 0)
-            if batch is None:
-                break
-            if (await self.store.commit(batch, now=self._clock())).ok:
-                break
-        if self.on_archive is not None:
-            await self.on_archive(conversation_id)
+        await self._commit_planned(conversation_id, plan)
 
     # -- workers -----------------------------------------------------------------------------------------
 

@@ -14,6 +14,8 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import anyio
+
 from .._connector import Connector, HttpResponse
 from .._events import (
     AgentMessage,
@@ -203,7 +205,14 @@ class SlackConnector(Connector):
         if claimed is None:
             return  # lost the race: look again
         _, claimed_version = await self._doc(LINKS, key)
-        channel = await self._create_slack_channel(conversation)
+        try:
+            channel = await self._create_slack_channel(conversation)
+        except BaseException:
+            # Let the next attempt (or another worker) create it without waiting for the claim to expire.
+            with anyio.CancelScope(shield=True):
+                released = {k: v for k, v in claimed.items() if k != "creating"}
+                await self._put(Put(namespace=LINKS, key=key, value=released, expected_version=claimed_version))
+            raise
         new_link: dict[str, Any] = {
             "channel": channel["id"],
             "name": channel["name"],
