@@ -226,7 +226,7 @@ async def test_join_button_invites_and_updates_the_card(workspace: Workspace) ->
         await hub.wait_idle()
     assert workspace.ann in emu.channels[channel]["members"]
     assert workspace.bob not in emu.channels[channel]["members"]
-    updated = [m for m in emu.messages(workspace.main) if m["ts"] == card["ts"]][0]
+    updated = next(m for m in emu.messages(workspace.main) if m["ts"] == card["ts"])
     assert f"Joined by <@{workspace.ann}>" in json.dumps(updated["blocks"])
 
 

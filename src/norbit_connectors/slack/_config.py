@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from types import MappingProxyType
 from typing import Literal
 
@@ -20,6 +20,12 @@ _USER_FIELDS = frozenset({"id", "name", "email", "avatar_url"})
 
 def _frozen_map(value: Mapping[str, str]) -> Mapping[str, str]:
     return MappingProxyType(dict(value))
+
+
+def _names(value: Iterable[str]) -> tuple[str, ...]:
+    if isinstance(value, str):
+        return (value,)
+    return tuple(value)
 
 
 def _secret_repr(value: str | None) -> str:
@@ -48,7 +54,7 @@ class SlackConfig:
     department_channels: Mapping[str, str] = field(factory=dict, converter=_frozen_map)
     agent_links: Mapping[str, str] = field(factory=dict, converter=_frozen_map)
     agent_linking: bool = False
-    user_details: tuple[str, ...] = field(default=(), converter=tuple)
+    user_details: tuple[str, ...] = field(default=(), converter=_names)
     user_token: str | None = field(default=None, repr=_secret_repr)
     base_url: str = "https://slack.com/api/"
     channel_per: Literal["user", "conversation"] = "user"
