@@ -1,0 +1,311 @@
+"""Facebook Messenger and Instagram Direct (Messenger Platform): people write to your page or its Instagram
+account; agents' replies go back through the Send API.
+
+Subscribe the page (and the Instagram account) to ``messages`` and ``message_echoes`` and route the webhook (GET
+and POST) to :meth:`MessengerConnector.handle_http`. Conversations are ``messenger:<PSID>`` and
+``instagram:<IGSID>``; both have ``source == "messenger"``. Replies sent from the page's own inbox (Meta Business
+Suite) arrive as echoes and are kept in the conversation's transcript as agent messages.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any, ClassVar, Literal
+
+from attrs import field, frozen
+
+from .._connector import HttpResponse
+from .._events import DeliverReply
+from .._models import Attachment, Conversation, Message, User, converter
+from ..exceptions import ConfigurationError, InvalidRequest, PermissionDenied
+from ..store import Batch, Job, NewJob, Put, TranscriptEntry
+from ._base import (
+    ChannelConnector,
+    InboundMessage,
+    MediaRef,
+    chunk_text,
+    dict_field,
+    int_field,
+    list_field,
+    str_field,
+)
+from ._graph import GraphError, graph_call
+from ._http import json_object, meta_handshake, require_httpx, verify_meta_signature
+
+__all__ = ["MessengerConfig", "MessengerConnector", "PageEcho", "parse_webhook"]
+
+SERVICE = "messenger"
+TEXT_LIMIT = 2000
+WINDOW_SECONDS = 24 * 3600.0
+ECHO_JOB = "in.echo"
+OUTSIDE_WINDOW = 2018278
+Platform = Literal["messenger", "instagram"]
+
+
+@frozen(kw_only=True)
+class MessengerConfig:
+    """A Facebook page (with its linked Instagram account, if any) and its page access token."""
+
+    page_access_token: str = field(repr=False)
+    app_secret: str = field(repr=False)
+    verify_token: str = field(repr=False)
+    page_id: str
+    department_id: str | None = None
+    base_url: str = "https://graph.facebook.com/v21.0"
+    max_file_bytes: int = 25 << 20
+
+    def __attrs_post_init__(self) -> None:
+        for name in ("page_access_token", "app_secret", "verify_token", "page_id"):
+            if not isinstance(getattr(self, name), str) or not getattr(self, name):
+                raise ConfigurationError(f"MessengerConfig.{name} must be a non-empty string")
+
+
+@frozen(kw_only=True)
+class PageEcho:
+    """A message the page itself sent (``is_echo``): ours, or someone answering from the page's inbox."""
+
+    event_id: str
+    conversation_id: str
+    text: str
+    app_id: str | None = None
+
+
+def parse_webhook(
+    data: Mapping[str, Any], *, source: str = "messenger", department_id: str | None = None
+) -> tuple[list[InboundMessage], list[PageEcho]]:
+    """(customer messages, page echoes) of a Messenger or Instagram webhook. InvalidRequest when malformed."""
+    kind = data.get("object")
+    if kind not in ("page", "instagram"):
+        return [], []
+    platform: Platform = "instagram" if kind == "instagram" else "messenger"
+    entries = data.get("entry")
+    if not isinstance(entries, list):
+        raise InvalidRequest("a Messenger webhook needs an entry list")
+    messages: list[InboundMessage] = []
+    echoes: list[PageEcho] = []
+    for entry in entries:
+        if not isinstance(entry, dict):
+            raise InvalidRequest("entry[] items must be objects")
+        for event in list_field(entry, "messaging"):
+            if not isinstance(event, dict):
+                raise InvalidRequest("messaging[] items must be objects")
+            sender = str_field(dict_field(event, "sender"), "id")
+            recipient = str_field(dict_field(event, "recipient"), "id")
+            if not sender or not recipient:
+                raise InvalidRequest("a messaging event needs sender.id and recipient.id")
+            message = event.get("message")
+            postback = event.get("postback")
+            if isinstance(message, dict):
+                mid = str_field(message, "mid")
+                if not mid:
+                    raise InvalidRequest("a message needs a mid")
+                if message.get("is_echo") is True:
+                    app_id = message.get("app_id")
+                    echoes.append(
+                        PageEcho(
+                            event_id=mid,
+                            conversation_id=f"{platform}:{recipient}",
+                            text=str_field(message, "text") or "",
+                            app_id=str(app_id) if app_id is not None else None,
+                        )
+                    )
+                    continue
+                parsed = _customer_message(platform, sender, mid, message, event, source, department_id)
+                if parsed is not None:
+                    messages.append(parsed)
+            elif isinstance(postback, dict):
+                title = str_field(postback, "title") or str_field(postback, "payload")
+                mid = str_field(postback, "mid") or f"postback:{sender}:{int_field(event, 'timestamp') or 0}"
+                if title:
+                    messages.append(_inbound(platform, sender, mid, title, (), event, source, department_id))
+    return messages, echoes
+
+
+def _customer_message(
+    platform: Platform,
+    sender: str,
+    mid: str,
+    message: Mapping[str, Any],
+    event: Mapping[str, Any],
+    source: str,
+    department_id: str | None,
+) -> InboundMessage | None:
+    text = str_field(message, "text") or ""
+    media: list[MediaRef] = []
+    for index, attachment in enumerate(list_field(message, "attachments")):
+        if not isinstance(attachment, dict):
+            raise InvalidRequest("attachments[] items must be objects")
+        kind = str_field(attachment, "type") or "file"
+        payload = dict_field(attachment, "payload")
+        url = str_field(payload, "url")
+        if url:
+            content_type = {"image": "image/jpeg", "video": "video/mp4", "audio": "audio/mpeg"}.get(kind)
+            media.append(MediaRef(ref=url, name=f"{kind}-{index + 1}", content_type=content_type))
+        elif kind == "location":
+            coordinates = dict_field(payload, "coordinates")
+            text = text or f"Location: {coordinates.get('lat')}, {coordinates.get('long')}"
+    if not text and not media:
+        return None  # stickers without a URL, reactions
+    return _inbound(platform, sender, mid, text, tuple(media), event, source, department_id)
+
+
+def _inbound(
+    platform: Platform,
+    sender: str,
+    mid: str,
+    text: str,
+    media: tuple[MediaRef, ...],
+    event: Mapping[str, Any],
+    source: str,
+    department_id: str | None,
+) -> InboundMessage:
+    label = "Instagram" if platform == "instagram" else "Messenger"
+    user = User(id=f"{platform}:{sender}", name=f"{label} user {sender}", details={"platform": label})
+    conversation = Conversation(id=f"{platform}:{sender}", user=user, department_id=department_id, source=source)
+    timestamp = int_field(event, "timestamp")
+    return InboundMessage(
+        event_id=mid,
+        conversation=conversation,
+        message_id=mid,
+        text=text,
+        media=media,
+        at=timestamp / 1000.0 if timestamp is not None else None,
+    )
+
+
+class MessengerConnector(ChannelConnector):
+    """People write to a Facebook page or its Instagram account; agents' replies go back through the Send API."""
+
+    name: ClassVar[str] = "messenger"
+    service: ClassVar[str] = SERVICE
+
+    def __init__(self, config: MessengerConfig) -> None:
+        if not isinstance(config, MessengerConfig):
+            raise ConfigurationError("MessengerConnector takes a MessengerConfig")
+        require_httpx()
+        super().__init__()
+        self.config = config
+        self.max_file_bytes = config.max_file_bytes
+        self._api = config.base_url.rstrip("/")
+
+    def __repr__(self) -> str:
+        return f"<MessengerConnector page_id={self.config.page_id!r}>"
+
+    def _window_namespace(self) -> str | None:
+        return f"{self.name}.window"
+
+    # -- inbound -----------------------------------------------------------------------------------------
+
+    async def _handle_http(self, headers: Mapping[str, str], body: bytes, *, method: str, query: str) -> HttpResponse:
+        if method == "GET":
+            return meta_handshake(query, self.config.verify_token)
+        if method != "POST":
+            return HttpResponse.text(405, "expected GET (subscription) or POST (notifications)")
+        verify_meta_signature(headers, body, self.config.app_secret)
+        messages, echoes = parse_webhook(json_object(body), source=self.name, department_id=self.config.department_id)
+        await self._accept(messages)
+        for echo in echoes:
+            job = NewJob(
+                queue_key=f"{self.name}:{echo.conversation_id}",
+                connector=self.name,
+                kind=ECHO_JOB,
+                payload=converter.unstructure(echo),
+            )
+            await self.context.accept_inbound(self.name, echo.event_id, [job])
+        return HttpResponse.text(200, "ok")
+
+    async def _process(self, job: Job) -> Batch | None:
+        if job.kind != ECHO_JOB:
+            return await super()._process(job)
+        echo = converter.structure(job.payload, PageEcho)
+        # Echo jobs queue behind the delivery that caused them, so our own messages are known by now.
+        if await self.context.store.get(f"{self.name}.mids", echo.event_id) is not None:
+            return None
+        if not echo.text or await self.context.conversation_state(echo.conversation_id) is None:
+            return None
+        entry = TranscriptEntry(
+            conversation_id=echo.conversation_id,
+            role="agent",
+            message=Message(id=echo.event_id, text=echo.text),
+            at=self.context.now(),
+        )
+        return Batch(transcript=[entry])
+
+    async def _fetch(self, media: MediaRef) -> bytes | None:
+        # Attachment URLs are public, short-lived CDN links: no token.
+        return await self.http.download(media.ref, limit=self.max_file_bytes)
+
+    # -- outbound ----------------------------------------------------------------------------------------
+
+    async def _send_reply(self, event: DeliverReply) -> None:
+        conversation = event.conversation
+        platform, recipient = self._peer(conversation, ("messenger", "instagram"))
+        message = event.reply.message
+        last = await self.last_inbound(conversation.id)
+        tagged = last is None or self.context.now() - last > WINDOW_SECONDS - 60.0
+        parts: list[Any] = [*chunk_text(message.text, TEXT_LIMIT), *message.attachments]
+        done = await self._parts_done(conversation.id, message.id)
+        for index, part in enumerate(parts):
+            if index < done:
+                continue
+            envelope: dict[str, Any] = {"recipient": {"id": recipient}, "messaging_type": "RESPONSE"}
+            if tagged:
+                # Past 24 hours a human agent may still answer for 7 days, with this tag.
+                envelope.update(messaging_type="MESSAGE_TAG", tag="HUMAN_AGENT")
+            try:
+                if isinstance(part, str):
+                    answer = await self._send(envelope, {"text": part})
+                else:
+                    answer = await self._send_attachment(envelope, part, instagram=platform == "instagram")
+            except GraphError as error:
+                if error.subcode == OUTSIDE_WINDOW:
+                    raise PermissionDenied(
+                        f"conversation {conversation.id!r}: the person last wrote more than 7 days ago; Messenger "
+                        "accepts no reply until they write again",
+                        code=error.code,
+                        service=SERVICE,
+                    ) from None
+                raise
+            mid = str(answer.get("message_id") or "")
+            if mid:
+                await self.context.store.commit(
+                    Batch(puts=[Put(namespace=f"{self.name}.mids", key=mid, value={"c": conversation.id})]),
+                    now=self.context.now(),
+                )
+            await self._part_sent(conversation.id, message.id, index + 1, mid or None)
+
+    async def _send(self, envelope: Mapping[str, Any], message: Mapping[str, Any]) -> dict[str, Any]:
+        return await graph_call(
+            self.http,
+            SERVICE,
+            "send",
+            "POST",
+            f"{self._api}/{self.config.page_id}/messages",
+            self.config.page_access_token,
+            json={**envelope, "message": dict(message)},
+        )
+
+    async def _send_attachment(
+        self, envelope: Mapping[str, Any], attachment: Attachment, *, instagram: bool
+    ) -> dict[str, Any]:
+        content_type = attachment.content_type or ""
+        kind = next((k for k in ("image", "video", "audio") if content_type.startswith(k + "/")), "file")
+        if attachment.url:
+            payload = {"attachment": {"type": kind, "payload": {"url": attachment.url, "is_reusable": False}}}
+            return await self._send(envelope, payload)
+        if attachment.content is None or instagram:
+            # Instagram takes attachments by URL only: name the file instead of dropping it.
+            return await self._send(envelope, {"text": f"[{attachment.name}]"})
+        data = {k: json.dumps(v) if isinstance(v, dict) else str(v) for k, v in envelope.items()}
+        data["message"] = json.dumps({"attachment": {"type": kind, "payload": {"is_reusable": False}}})
+        return await graph_call(
+            self.http,
+            SERVICE,
+            "send",
+            "POST",
+            f"{self._api}/{self.config.page_id}/messages",
+            self.config.page_access_token,
+            data=data,
+            files={"filedata": (attachment.name, attachment.content, content_type or "application/octet-stream")},
+        )

@@ -1,0 +1,339 @@
+"""WhatsApp (Cloud API): customers write to your business number; agents' replies go back from it.
+
+Subscribe the app's webhook to the ``messages`` field and route it (GET and POST) to
+:meth:`WhatsAppConnector.handle_http`. WhatsApp allows free-form messages only within 24 hours of the customer's
+last message; outside that window the connector sends ``fallback_template`` (an approved message template)
+instead, and also when WhatsApp refuses a free-form message with error 131047.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+from attrs import field, frozen
+
+from .._connector import HttpResponse
+from .._events import DeliverReply
+from .._models import Attachment, Conversation, User
+from ..exceptions import ConfigurationError, InvalidRequest
+from ._base import (
+    ChannelConnector,
+    InboundMessage,
+    MediaRef,
+    chunk_text,
+    dict_field,
+    list_field,
+    str_field,
+)
+from ._graph import GraphError, graph_call
+from ._http import json_object, meta_handshake, require_httpx, verify_meta_signature
+
+__all__ = ["Template", "WhatsAppConfig", "WhatsAppConnector", "parse_webhook"]
+
+SERVICE = "whatsapp"
+TEXT_LIMIT = 4096
+WINDOW_SECONDS = 24 * 3600.0
+#: Send the template a little before the window closes: the message must arrive inside it.
+WINDOW_MARGIN = 60.0
+TEMPLATE_PARAMETER_LIMIT = 1024
+RE_ENGAGEMENT = 131047
+_MEDIA_KINDS = ("image", "document", "audio", "video", "sticker")
+
+
+def _languages(value: Any) -> tuple[str, ...]:
+    if isinstance(value, str):
+        return (value,)
+    return tuple(value)
+
+
+@frozen(kw_only=True)
+class Template:
+    """An approved WhatsApp message template.
+
+    ``languages``: the codes it is approved in; the customer's language (``User.details["language"]``) is used
+    when it is one of them, else the first. ``parameters``: one per ``{{n}}`` of the template's body, each a
+    format string over ``{text}`` (the agent's reply), ``{agent}`` (the agent's name) and ``{customer}``.
+    """
+
+    name: str
+    languages: tuple[str, ...] = field(default=("en_US",), converter=_languages)
+    parameters: tuple[str, ...] = field(default=(), converter=tuple)
+
+    def __attrs_post_init__(self) -> None:
+        if not self.name or not self.languages:
+            raise ConfigurationError("Template needs a name and at least one language code")
+
+    def language_for(self, preferred: str | None) -> str:
+        if preferred:
+            wanted = preferred.replace("-", "_").lower()
+            for code in self.languages:
+                if code.lower() == wanted:
+                    return code
+            for code in self.languages:
+                if code.lower().split("_")[0] == wanted.split("_")[0]:
+                    return code
+        return self.languages[0]
+
+
+@frozen(kw_only=True)
+class WhatsAppConfig:
+    """Credentials of a WhatsApp Business number on the Cloud API."""
+
+    access_token: str = field(repr=False)
+    app_secret: str = field(repr=False)
+    verify_token: str = field(repr=False)
+    phone_number_id: str
+    department_id: str | None = None
+    base_url: str = "https://graph.facebook.com/v21.0"
+    fallback_template: Template | None = None
+    max_file_bytes: int = 25 << 20
+
+    def __attrs_post_init__(self) -> None:
+        for name in ("access_token", "app_secret", "verify_token", "phone_number_id"):
+            if not isinstance(getattr(self, name), str) or not getattr(self, name):
+                raise ConfigurationError(f"WhatsAppConfig.{name} must be a non-empty string")
+
+
+def parse_webhook(
+    data: Mapping[str, Any],
+    *,
+    phone_number_id: str | None = None,
+    source: str = "whatsapp",
+    department_id: str | None = None,
+) -> list[InboundMessage]:
+    """The customer messages of a Cloud API webhook (statuses and other numbers' messages are skipped).
+
+    Raises InvalidRequest for a body not shaped like a webhook.
+    """
+    if data.get("object") != "whatsapp_business_account":
+        return []
+    entries = data.get("entry")
+    if not isinstance(entries, list):
+        raise InvalidRequest("a WhatsApp webhook needs an entry list")
+    found: list[InboundMessage] = []
+    for entry in entries:
+        if not isinstance(entry, dict):
+            raise InvalidRequest("entry[] items must be objects")
+        for change in list_field(entry, "changes"):
+            if not isinstance(change, dict) or change.get("field") != "messages":
+                continue
+            value = dict_field(change, "value")
+            metadata = dict_field(value, "metadata")
+            if phone_number_id is not None and str_field(metadata, "phone_number_id") not in (None, phone_number_id):
+                continue
+            names = {
+                str(c.get("wa_id")): str_field(dict_field(c, "profile"), "name")
+                for c in list_field(value, "contacts")
+                if isinstance(c, dict)
+            }
+            for message in list_field(value, "messages"):
+                parsed = _parse_message(message, names, source, department_id)
+                if parsed is not None:
+                    found.append(parsed)
+    return found
+
+
+def _parse_message(
+    message: Any, names: Mapping[str, str | None], source: str, department_id: str | None
+) -> InboundMessage | None:
+    if not isinstance(message, dict):
+        raise InvalidRequest("messages[] items must be objects")
+    sender = str_field(message, "from")
+    message_id = str_field(message, "id")
+    if not sender or not message_id:
+        raise InvalidRequest("a WhatsApp message needs from and id")
+    kind = str_field(message, "type") or "text"
+    text = ""
+    media: list[MediaRef] = []
+    if kind == "text":
+        text = str_field(dict_field(message, "text"), "body") or ""
+    elif kind in _MEDIA_KINDS:
+        inner = dict_field(message, kind)
+        media_id = str_field(inner, "id")
+        if not media_id:
+            raise InvalidRequest(f"a WhatsApp {kind} message needs {kind}.id")
+        text = str_field(inner, "caption") or ""
+        mime = str_field(inner, "mime_type")
+        extension = (mime or "").split("/")[-1].split(";")[0] or "bin"
+        name = str_field(inner, "filename") or f"{kind}-{media_id}.{extension}"
+        media.append(MediaRef(ref=media_id, name=name, content_type=mime))
+    elif kind == "button":
+        text = str_field(dict_field(message, "button"), "text") or ""
+    elif kind == "interactive":
+        interactive = dict_field(message, "interactive")
+        reply = dict_field(interactive, "button_reply") or dict_field(interactive, "list_reply")
+        text = str_field(reply, "title") or ""
+    elif kind == "location":
+        location = dict_field(message, "location")
+        text = "Location: " + ", ".join(
+            str(location[k]) for k in ("name", "address", "latitude", "longitude") if k in location
+        )
+    if not text and not media:
+        return None  # reactions, unsupported types, system messages
+    timestamp = str_field(message, "timestamp")
+    at = float(timestamp) if timestamp and timestamp.isdigit() else None
+    user = User(id=f"whatsapp:{sender}", name=names.get(sender) or f"+{sender}", details={"phone": f"+{sender}"})
+    conversation = Conversation(id=f"whatsapp:{sender}", user=user, department_id=department_id, source=source)
+    return InboundMessage(
+        event_id=message_id, conversation=conversation, message_id=message_id, text=text, media=tuple(media), at=at
+    )
+
+
+def template_parameter(text: str) -> str:
+    """``text`` as WhatsApp accepts a template parameter: no new lines or tabs, no runs of 5 spaces, capped."""
+    flat = re.sub(r"[\n\r\t]+", " ", text)
+    flat = re.sub(r" {4,}", "   ", flat).strip() or "-"
+    if len(flat) > TEMPLATE_PARAMETER_LIMIT:
+        flat = flat[: TEMPLATE_PARAMETER_LIMIT - 1] + "…"
+    return flat
+
+
+class WhatsAppConnector(ChannelConnector):
+    """Customers write to a WhatsApp Business number; agents' replies go back from it."""
+
+    name: ClassVar[str] = "whatsapp"
+    service: ClassVar[str] = SERVICE
+
+    def __init__(self, config: WhatsAppConfig) -> None:
+        if not isinstance(config, WhatsAppConfig):
+            raise ConfigurationError("WhatsAppConnector takes a WhatsAppConfig")
+        require_httpx()
+        super().__init__()
+        self.config = config
+        self.max_file_bytes = config.max_file_bytes
+        self._api = config.base_url.rstrip("/")
+
+    def __repr__(self) -> str:
+        return f"<WhatsAppConnector phone_number_id={self.config.phone_number_id!r}>"
+
+    def _window_namespace(self) -> str | None:
+        return f"{self.name}.window"
+
+    async def call(self, what: str, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        return await graph_call(
+            self.http, SERVICE, what, method, f"{self._api}/{path}", self.config.access_token, **kwargs
+        )
+
+    # -- inbound -----------------------------------------------------------------------------------------
+
+    async def _handle_http(self, headers: Mapping[str, str], body: bytes, *, method: str, query: str) -> HttpResponse:
+        if method == "GET":
+            return meta_handshake(query, self.config.verify_token)
+        if method != "POST":
+            return HttpResponse.text(405, "expected GET (subscription) or POST (notifications)")
+        verify_meta_signature(headers, body, self.config.app_secret)
+        messages = parse_webhook(
+            json_object(body),
+            phone_number_id=self.config.phone_number_id,
+            source=self.name,
+            department_id=self.config.department_id,
+        )
+        await self._accept(messages)
+        return HttpResponse.text(200, "ok")
+
+    async def _fetch(self, media: MediaRef) -> bytes | None:
+        info = await self.call("media", "GET", media.ref)
+        url = info.get("url")
+        size = info.get("file_size")
+        if isinstance(size, int) and size > self.max_file_bytes:
+            return None
+        if not isinstance(url, str):
+            raise GraphError("whatsapp media: no url in the answer", service=SERVICE, graph_code=None, subcode=None)
+        return await self.http.download(
+            url, limit=self.max_file_bytes, headers={"Authorization": f"Bearer {self.config.access_token}"}
+        )
+
+    # -- outbound ----------------------------------------------------------------------------------------
+
+    async def _send_reply(self, event: DeliverReply) -> None:
+        conversation = event.conversation
+        _, to = self._peer(conversation, ("whatsapp",))
+        message = event.reply.message
+        done = await self._parts_done(conversation.id, message.id)
+        parts: list[Any] = [*chunk_text(message.text, TEXT_LIMIT), *message.attachments]
+        if done >= len(parts) and parts:
+            return
+        last = await self.last_inbound(conversation.id)
+        now = self.context.now()
+        if last is None or now - last > WINDOW_SECONDS - WINDOW_MARGIN:
+            await self._send_template(event, to)
+            return
+        for index, part in enumerate(parts):
+            if index < done:
+                continue
+            try:
+                if isinstance(part, str):
+                    answer = await self._send(to, {"type": "text", "text": {"body": part, "preview_url": False}})
+                else:
+                    answer = await self._send_attachment(to, part)
+            except GraphError as error:
+                if error.graph_code != RE_ENGAGEMENT:
+                    raise
+                # WhatsApp says the window closed (its clock, or a message we did not see): fall back.
+                await self._send_template(event, to)
+                return
+            await self._part_sent(conversation.id, message.id, index + 1, _message_id(answer))
+
+    async def _send(self, to: str, content: Mapping[str, Any]) -> dict[str, Any]:
+        body = {"messaging_product": "whatsapp", "recipient_type": "individual", "to": to, **content}
+        return await self.call("messages", "POST", f"{self.config.phone_number_id}/messages", json=body)
+
+    async def _send_attachment(self, to: str, attachment: Attachment) -> dict[str, Any]:
+        content_type = attachment.content_type or ""
+        kind = "image" if content_type in ("image/jpeg", "image/png") else "document"
+        media: dict[str, Any]
+        if attachment.content is not None:
+            uploaded = await self.call(
+                "media upload",
+                "POST",
+                f"{self.config.phone_number_id}/media",
+                data={"messaging_product": "whatsapp", "type": content_type or "application/octet-stream"},
+                files={"file": (attachment.name, attachment.content, content_type or "application/octet-stream")},
+            )
+            media = {"id": str(uploaded.get("id"))}
+        elif attachment.url:
+            media = {"link": attachment.url}
+        else:
+            return await self._send(to, {"type": "text", "text": {"body": f"[{attachment.name}]"}})
+        if kind == "document":
+            media["filename"] = attachment.name
+        return await self._send(to, {"type": kind, kind: media})
+
+    async def _send_template(self, event: DeliverReply, to: str) -> None:
+        template = self.config.fallback_template
+        conversation = event.conversation
+        if template is None:
+            raise ConfigurationError(
+                f"conversation {conversation.id!r}: the customer last wrote more than 24 hours ago, so WhatsApp "
+                "accepts only a message template: set WhatsAppConfig.fallback_template"
+            )
+        reply = event.reply
+        values = {
+            "text": reply.message.text or ", ".join(a.name for a in reply.message.attachments),
+            "agent": reply.agent.name if reply.agent is not None else "",
+            "customer": conversation.user.name,
+        }
+        content: dict[str, Any] = {
+            "name": template.name,
+            "language": {"code": template.language_for(conversation.user.details.get("language"))},
+        }
+        if template.parameters:
+            try:
+                texts = [template_parameter(p.format(**values)) for p in template.parameters]
+            except (KeyError, IndexError, ValueError) as exc:
+                raise ConfigurationError(
+                    f"Template.parameters may use only {{text}}, {{agent}} and {{customer}} ({exc})"
+                ) from None
+            content["components"] = [{"type": "body", "parameters": [{"type": "text", "text": t} for t in texts]}]
+        answer = await self._send(to, {"type": "template", "template": content})
+        await self._part_sent(conversation.id, reply.message.id, 1 << 30, _message_id(answer))
+
+
+def _message_id(answer: Mapping[str, Any]) -> str | None:
+    messages = answer.get("messages")
+    if isinstance(messages, list) and messages and isinstance(messages[0], dict):
+        value = messages[0].get("id")
+        return str(value) if value is not None else None
+    return None

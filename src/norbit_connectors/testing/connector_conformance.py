@@ -1,0 +1,298 @@
+"""The customer-side connector conformance suite: what every connector for a customer app must do, as pytest tests.
+
+Reuse it for your own connector: give it the connector and a *peer* that plays the app's side (builds signed
+webhook deliveries and reads what the connector sent)::
+
+    import pytest
+    from norbit_connectors.testing.connector_conformance import ConnectorConformance, ConformancePeer
+
+    class TestMyConnector(ConnectorConformance):
+        @pytest.fixture
+        def peer(self):
+            with MyAppEmulator() as app:
+                yield MyPeer(app)            # implements ConformancePeer
+
+        @pytest.fixture
+        def connector(self, peer):
+            return MyConnector(MyConfig(..., base_url=peer.app.base_url))   # a fresh one per test
+
+Each test runs a real :class:`~norbit_connectors.hub.Hub` on a MemoryStore with the connector and a recording
+agent-side connector (:class:`AgentDesk`) that stands for Slack. The tests are ``@pytest.mark.anyio``
+coroutines: the project running them provides the ``anyio_backend`` fixture.
+"""
+
+from __future__ import annotations
+
+import abc
+import uuid
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import pytest
+
+from .._connector import Connector, HttpResponse
+from .._events import CustomerMessage, HubEvent
+from .._models import AgentReply, Delivery, Message, converter
+from ..hub import Hub
+from ..store import Batch, Job, MemoryStore
+from ._meta import MetaEmulator, MetaUser, WhatsAppCustomer
+from ._telegram import TelegramCustomer, TelegramEmulator
+from ._webhook import Webhook
+
+__all__ = [
+    "AgentDesk",
+    "ConformancePeer",
+    "ConnectorConformance",
+    "MessengerPeer",
+    "TelegramPeer",
+    "WhatsAppPeer",
+]
+
+#: Bodies no connector may answer with 2xx when signed correctly, nor ever with 5xx.
+NOT_JSON: tuple[bytes, ...] = (b"", b"{", b"not json", b"\xff\xfe\x00", b'{"a": 1', b"[1, 2")
+#: JSON that is no platform's webhook: 2xx (ignored) or 4xx, never 5xx, and nothing accepted.
+ODD_JSON: tuple[bytes, ...] = (
+    b"null",
+    b"[]",
+    b"42",
+    b'"text"',
+    b"{}",
+    b'{"entry": 5}',
+    b'{"object": "page", "entry": [1]}',
+    b'{"object": "whatsapp_business_account", "entry": [{"changes": [{"field": "messages", "value": 3}]}]}',
+    b'{"update_id": "x", "message": []}',
+    b'{"update_id": 1, "message": {"chat": {}}}',
+)
+
+
+class ConformancePeer(abc.ABC):
+    """The customer app's side of the conversation, for one customer."""
+
+    @property
+    @abc.abstractmethod
+    def conversation_id(self) -> str:
+        """The conversation id the connector gives this customer's chat."""
+
+    @abc.abstractmethod
+    def customer_text(self, text: str) -> Webhook:
+        """A correctly signed webhook delivery: the customer wrote ``text``."""
+
+    @abc.abstractmethod
+    def forged(self, delivery: Webhook) -> Webhook:
+        """``delivery`` with a wrong (or missing) signature."""
+
+    @abc.abstractmethod
+    def signed(self, body: bytes) -> Webhook:
+        """Any body, signed as the app signs its webhooks."""
+
+    @abc.abstractmethod
+    def received_texts(self) -> list[str]:
+        """The texts the connector sent to the customer, oldest first."""
+
+
+class AgentDesk(Connector):
+    """An agent-side connector that records what the hub sends to agents and can answer as an agent."""
+
+    name: ClassVar[str] = "desk"
+    role: ClassVar[Any] = "agent"
+
+    def __init__(self) -> None:
+        self.received: list[CustomerMessage] = []
+
+    async def _deliver(self, event: HubEvent, job: Job) -> Batch | None:
+        if isinstance(event, CustomerMessage):
+            self.received.append(event)
+        return None
+
+    async def _handle_http(self, headers: Mapping[str, str], body: bytes, *, method: str, query: str) -> HttpResponse:
+        return HttpResponse.text(404, "no webhook")
+
+    async def answer(self, conversation_id: str, text: str) -> None:
+        """An agent answers ``text`` in the conversation (as an agent-side connector reports it)."""
+        reply = AgentReply(
+            conversation_id=conversation_id,
+            message=Message(id=f"desk-{uuid.uuid4().hex}", text=text),
+            agent=None,
+            slack_user_id=None,
+        )
+        job = self.context.hub_job(
+            "agent_reply", conversation_id, {"reply": converter.unstructure(reply), "origin": self.name}
+        )
+        await self.context.accept_inbound(self.name, reply.message.id, [job])
+
+
+class ConnectorConformance:
+    """Subclass with ``connector`` and ``peer`` fixtures (see the module docstring)."""
+
+    @pytest.fixture
+    def desk(self) -> AgentDesk:
+        return AgentDesk()
+
+    @pytest.fixture
+    def hub_replies(self) -> list[AgentReply]:
+        return []
+
+    @pytest.fixture
+    def hub(self, connector: Connector, desk: AgentDesk, hub_replies: list[AgentReply]) -> Hub:
+        async def on_reply(reply: AgentReply) -> Delivery | None:
+            hub_replies.append(reply)
+            return None
+
+        return Hub(
+            store=MemoryStore(),
+            connectors=[desk, connector],
+            on_agent_reply=on_reply,
+            retry_base=0.01,
+            poll_interval=0.02,
+        )
+
+    @pytest.mark.anyio
+    async def test_is_a_customer_connector(self, connector: Connector) -> None:
+        assert connector.role == "customer"
+        assert connector.name and connector.name != "hub"
+
+    @pytest.mark.anyio
+    async def test_inbound_text_becomes_a_customer_message(
+        self, hub: Hub, connector: Connector, desk: AgentDesk, peer: ConformancePeer
+    ) -> None:
+        async with hub:
+            response = await peer.customer_text("Hello, I need help").deliver(connector.handle_http)
+            assert 200 <= response.status < 300
+            await hub.wait_idle()
+            state = await hub.conversation(peer.conversation_id)
+        assert [e.message.text for e in desk.received] == ["Hello, I need help"]
+        event = desk.received[0]
+        assert event.conversation.id == peer.conversation_id
+        assert event.conversation.source == connector.name
+        assert state is not None and state.conversation.source == connector.name
+
+    @pytest.mark.anyio
+    async def test_forged_signature_is_refused(
+        self, hub: Hub, connector: Connector, desk: AgentDesk, peer: ConformancePeer
+    ) -> None:
+        async with hub:
+            response = await peer.forged(peer.customer_text("forged")).deliver(connector.handle_http)
+            assert 400 <= response.status < 500
+            await hub.wait_idle()
+            assert await hub.conversation(peer.conversation_id) is None
+        assert desk.received == []
+
+    @pytest.mark.anyio
+    async def test_malformed_bodies_are_refused_without_a_server_error(
+        self, hub: Hub, connector: Connector, desk: AgentDesk, peer: ConformancePeer
+    ) -> None:
+        async with hub:
+            for body in NOT_JSON:
+                response = await peer.signed(body).deliver(connector.handle_http)
+                assert response.status == 400, body
+            for body in ODD_JSON:
+                response = await peer.signed(body).deliver(connector.handle_http)
+                assert 200 <= response.status < 500, body
+            await hub.wait_idle()
+            assert await hub.dead_letters() == []
+        assert desk.received == []
+
+    @pytest.mark.anyio
+    async def test_duplicate_delivery_makes_one_message(
+        self, hub: Hub, connector: Connector, desk: AgentDesk, peer: ConformancePeer
+    ) -> None:
+        delivery = peer.customer_text("only once")
+        async with hub:
+            for _ in range(3):
+                response = await delivery.deliver(connector.handle_http)
+                assert 200 <= response.status < 300
+            await hub.wait_idle()
+            transcript = await hub.store.transcript(peer.conversation_id)
+        assert [e.message.text for e in desk.received] == ["only once"]
+        assert [e.message.text for e in transcript] == ["only once"]
+
+    @pytest.mark.anyio
+    async def test_agent_reply_reaches_the_customer(
+        self,
+        hub: Hub,
+        connector: Connector,
+        desk: AgentDesk,
+        peer: ConformancePeer,
+        hub_replies: list[AgentReply],
+    ) -> None:
+        async with hub:
+            await peer.customer_text("Hi there").deliver(connector.handle_http)
+            await hub.wait_idle()
+            await desk.answer(peer.conversation_id, "Hello, how can we help?")
+            await hub.wait_idle()
+            assert await hub.dead_letters() == []
+        assert peer.received_texts() == ["Hello, how can we help?"]
+        assert [r.message.text for r in hub_replies] == ["Hello, how can we help?"]
+
+
+# -- peers for the built-in connectors' emulators -------------------------------------------------------
+
+
+class TelegramPeer(ConformancePeer):
+    def __init__(self, emulator: TelegramEmulator, customer: TelegramCustomer | None = None) -> None:
+        self.emulator = emulator
+        self.customer = customer or emulator.add_customer("Conformance", username="conformance")
+
+    @property
+    def conversation_id(self) -> str:
+        return f"telegram:{self.customer.chat_id}"
+
+    def customer_text(self, text: str) -> Webhook:
+        return self.emulator.send_text(self.customer, text)
+
+    def forged(self, delivery: Webhook) -> Webhook:
+        return Webhook(body=delivery.body, headers={"Content-Type": "application/json"} | _wrong_tg(delivery))
+
+    def signed(self, body: bytes) -> Webhook:
+        return self.emulator.update(body)
+
+    def received_texts(self) -> list[str]:
+        return [m.text or "" for m in self.emulator.sent_to(self.customer) if m.kind == "text"]
+
+
+def _wrong_tg(delivery: Webhook) -> dict[str, str]:
+    return {"X-Telegram-Bot-Api-Secret-Token": "wrong-" + uuid.uuid4().hex}
+
+
+class WhatsAppPeer(ConformancePeer):
+    def __init__(self, emulator: MetaEmulator, customer: WhatsAppCustomer | None = None) -> None:
+        self.emulator = emulator
+        self.customer = customer or emulator.whatsapp_customer("Conformance")
+
+    @property
+    def conversation_id(self) -> str:
+        return f"whatsapp:{self.customer.wa_id}"
+
+    def customer_text(self, text: str) -> Webhook:
+        return self.emulator.whatsapp_text(self.customer, text)
+
+    def forged(self, delivery: Webhook) -> Webhook:
+        return Webhook(body=delivery.body, headers=self.emulator.sign(delivery.body, secret="not-the-app-secret"))
+
+    def signed(self, body: bytes) -> Webhook:
+        return self.emulator.signed(body)
+
+    def received_texts(self) -> list[str]:
+        return [m.text or "" for m in self.emulator.sent_to(self.customer) if m.type == "text"]
+
+
+class MessengerPeer(ConformancePeer):
+    def __init__(self, emulator: MetaEmulator, user: MetaUser | None = None) -> None:
+        self.emulator = emulator
+        self.user = user or emulator.messenger_user("Conformance")
+
+    @property
+    def conversation_id(self) -> str:
+        return f"{self.user.platform}:{self.user.id}"
+
+    def customer_text(self, text: str) -> Webhook:
+        return self.emulator.messenger_text(self.user, text)
+
+    def forged(self, delivery: Webhook) -> Webhook:
+        return Webhook(body=delivery.body, headers=self.emulator.sign(delivery.body, secret="not-the-app-secret"))
+
+    def signed(self, body: bytes) -> Webhook:
+        return self.emulator.signed(body)
+
+    def received_texts(self) -> list[str]:
+        return [m.text or "" for m in self.emulator.sent_to(self.user) if m.type == "text"]
