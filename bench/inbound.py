@@ -1,0 +1,227 @@
+"""Inbound: signed Events API message events acknowledged by ``SlackConnector.handle_http`` vs ``slack_bolt.App``.
+
+Each event is an agent's message in a channel linked to a customer conversation, so the connector does its full
+work: verify the signature, parse, and durably accept the event (inbox key + job) in the store. The hub and its
+workers run during the measurement, so the workers turn the accepted events into agent replies for the host
+(a users.info lookup against the emulator, a hub job, the host callback) concurrently with the acks, as in
+production; the figures are per-request ack latency and the ack rate with requests fed one after another. The
+drain time (until every event reached the host) is reported separately.
+
+Bolt gets the same signed requests through ``App.dispatch(BoltRequest(...))`` in the same process, with a no-op
+``message`` listener, ``process_before_response=True`` and request verification on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from norbit_connectors import AgentReply, Conversation, Delivery, Message, User
+from norbit_connectors.hub import Hub
+from norbit_connectors.slack import SlackConfig, SlackConnector, SlackLimiter
+from norbit_connectors.store import MemoryStore, SQLiteStore, Store
+from norbit_connectors.testing._slack_emulator import SlackEmulator
+
+from ._table import ratio, render, summarise_latencies
+
+__all__ = ["run"]
+
+Request = tuple[dict[str, str], bytes]
+
+
+def _sizes(quick: bool) -> tuple[int, int, int]:
+    """(events timed, warm-up events, linked channels)."""
+    return (600, 100, 20) if quick else (5_000, 300, 50)
+
+
+class _Workspace:
+    def __init__(self, emu: SlackEmulator) -> None:
+        self.emu = emu
+        self.agent = emu.add_user("ann", email="ann@support.example", real_name="Ann Agent")
+        self.main = emu.add_channel("support", members=[emu.bot_user_id, self.agent])
+
+    def config(self) -> SlackConfig:
+        return SlackConfig(
+            bot_token=self.emu.bot_token,
+            signing_secret=self.emu.signing_secret,
+            main_channel=self.main,
+            agent_links={"ann": self.agent},
+            base_url=self.emu.base_url,
+        )
+
+
+def _build_events(ws: _Workspace, channels: Sequence[str], count: int, *, start: int) -> list[Request]:
+    """``count`` signed message events spread over ``channels``, each with its own event_id."""
+    out: list[Request] = []
+    for i in range(start, start + count):
+        request = ws.emu.post_as_user(ws.agent, channels[i % len(channels)], f"answer number {i}")
+        out.append((dict(request.headers), request.body))
+    return out
+
+
+async def _norbit(ws: _Workspace, store: Store, n_events: int, warmup: int, n_channels: int) -> dict[str, Any]:
+    replies = 0
+
+    async def on_agent_reply(reply: AgentReply) -> Delivery | None:
+        nonlocal replies
+        replies += 1
+        return None
+
+    slack = SlackConnector(ws.config(), limiter=SlackLimiter(enabled=False))
+    hub = Hub(store=store, connectors=[slack], on_agent_reply=on_agent_reply)
+    async with hub:
+        channels: list[str] = []
+        for c in range(n_channels):
+            conv = Conversation(id=f"conv-{c}", user=User(id=f"user-{c}", name=f"Customer {c}"))
+            await hub.customer_message(conv, Message(id="m0", text="hello"))
+        await hub.wait_idle()
+        for c in range(n_channels):
+            channel = await slack.channel_for(f"conv-{c}")
+            assert channel is not None
+            ws.emu.join(channel, ws.agent)
+            channels.append(channel)
+        events = _build_events(ws, channels, warmup + n_events, start=0)
+        for headers, body in events[:warmup]:
+            response = await slack.handle_http(headers, body)
+            assert response.status == 200, response
+        await hub.wait_idle()
+        replies = 0
+        latencies: list[float] = []
+        clock = time.perf_counter
+        started = clock()
+        for headers, body in events[warmup:]:
+            t0 = clock()
+            response = await slack.handle_http(headers, body)
+            latencies.append(clock() - t0)
+            if response.status != 200:
+                raise RuntimeError(f"handle_http answered {response.status}: {response.body!r}")
+        acked = clock() - started
+        await hub.wait_idle()
+        drained = clock() - started
+        dead = await hub.dead_letters()
+    if replies != n_events or dead:
+        raise RuntimeError(f"{replies} of {n_events} events reached the host; {len(dead)} dead letters")
+    return {
+        "events": n_events,
+        "events_per_s": n_events / acked,
+        **summarise_latencies(latencies),
+        "drained_per_s": n_events / drained,
+    }
+
+
+def _bolt(ws: _Workspace, channels: Sequence[str], n_events: int, warmup: int) -> dict[str, Any]:
+    from slack_bolt import App, BoltRequest
+    from slack_sdk import WebClient
+
+    handled = 0
+    app = App(
+        signing_secret=ws.emu.signing_secret,
+        client=WebClient(token=ws.emu.bot_token, base_url=ws.emu.base_url),
+        token_verification_enabled=False,
+        process_before_response=True,
+    )
+
+    @app.event("message")
+    def on_message(event: dict[str, Any]) -> None:
+        nonlocal handled
+        handled += 1
+
+    events = _build_events(ws, channels, warmup + n_events, start=1_000_000)
+    for headers, body in events[:warmup]:
+        response = app.dispatch(BoltRequest(body=body.decode("utf-8"), headers=headers))
+        assert response.status == 200, response.body
+    handled = 0
+    latencies: list[float] = []
+    clock = time.perf_counter
+    started = clock()
+    for headers, body in events[warmup:]:
+        t0 = clock()
+        response = app.dispatch(BoltRequest(body=body.decode("utf-8"), headers=headers))
+        latencies.append(clock() - t0)
+        if response.status != 200:
+            raise RuntimeError(f"Bolt answered {response.status}: {response.body!r}")
+    elapsed = clock() - started
+    if handled != n_events:
+        raise RuntimeError(f"Bolt's listener ran {handled} times for {n_events} events")
+    return {"events": n_events, "events_per_s": n_events / elapsed, **summarise_latencies(latencies)}
+
+
+def _bolt_channels(ws: _Workspace, n_channels: int) -> list[str]:
+    channels = []
+    for c in range(n_channels):
+        channel = ws.emu.add_channel(f"bolt-{c}", members=[ws.emu.bot_user_id, ws.agent])
+        channels.append(channel)
+    return channels
+
+
+def run(quick: bool = False, *, profile: Callable[[str], Any] | None = None) -> dict[str, Any]:
+    """Measure the three rows; ``profile(name)`` may return a context manager wrapped around the SQLite row."""
+    n_events, warmup, n_channels = _sizes(quick)
+    rows: list[dict[str, Any]] = []
+    with SlackEmulator(rate_limits="off") as emu, tempfile.TemporaryDirectory() as tmp:
+        ws = _Workspace(emu)
+        sqlite_path = Path(tmp) / "inbound.sqlite3"
+
+        def sqlite_row() -> dict[str, Any]:
+            return anyio.run(_norbit, ws, SQLiteStore(sqlite_path), n_events, warmup, n_channels)
+
+        if profile is not None:
+            with profile("inbound"):
+                sqlite = sqlite_row()
+        else:
+            sqlite = sqlite_row()
+        memory = anyio.run(_norbit, ws, MemoryStore(), n_events, warmup, n_channels)
+        bolt = _bolt(ws, _bolt_channels(ws, n_channels), n_events, warmup)
+    rows.append({"impl": "norbit handle_http, SQLiteStore", **sqlite})
+    rows.append({"impl": "norbit handle_http, MemoryStore", **memory})
+    rows.append({"impl": "slack_bolt App.dispatch", **bolt})
+    ratios = [
+        ratio(
+            "throughput SQLiteStore / Bolt",
+            sqlite["events_per_s"],
+            bolt["events_per_s"],
+            baseline="slack_bolt App.dispatch events/s",
+            target=2.0,
+        ),
+        ratio(
+            "throughput MemoryStore / Bolt",
+            memory["events_per_s"],
+            bolt["events_per_s"],
+            baseline="slack_bolt App.dispatch events/s",
+            target=2.0,
+        ),
+        ratio(
+            "p99 ack SQLiteStore / 5 ms",
+            sqlite["p99_ms"],
+            5.0,
+            baseline="5 ms (spec target)",
+            target=1.0,
+            higher_is_better=False,
+        ),
+    ]
+    notes = [
+        "requests fed one at a time in one process (asyncio); the hub's workers run meanwhile and process every "
+        "event to the host callback; drained_per_s counts until wait_idle() returned",
+        f"{n_events} timed events after {warmup} warm-up events, over {n_channels} linked channels",
+    ]
+    return {"rows": rows, "ratios": ratios, "notes": notes}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    result = run(args.quick)
+    print(render({"inbound": result}))
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
