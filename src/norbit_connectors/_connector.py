@@ -64,6 +64,7 @@ class ConversationState:
     taken_over: bool = False
     epoch: int = 0  # +1 at every reopen
     created_at: float = 0.0
+    routed: bool = False  # handed to routing (at the first relayed message, or at takeover)
 
     @property
     def relaying(self) -> bool:
@@ -99,9 +100,15 @@ class HubContext(abc.ABC):
         """A job for the hub itself (``agent_reply``, ``archived_remotely``, ``claim``, ``customer_message``,
         ``agent_edit``, ``agent_delete``), to return in a Batch or pass to :meth:`accept_inbound`."""
 
+    @property
+    @abc.abstractmethod
+    def routing_mode(self) -> str | None:
+        """The hub's routing mode ("auto", "manual", "off"), or None without routing."""
+
     @abc.abstractmethod
     async def claim(self, conversation_id: str, agent_id: str) -> str:
-        """Manual routing claim; returns the agent that holds the conversation (the claimer if first)."""
+        """Claim a conversation for ``agent_id`` (manual routing); returns the agent that holds it: the claimer
+        if the claim won, else the earlier claimer."""
 
     @abc.abstractmethod
     def wake(self) -> None:

@@ -17,6 +17,7 @@ import socket
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any
 
@@ -29,6 +30,7 @@ from ._connector import Connector, ConversationState, HubContext
 from ._events import (
     AgentMessage,
     Archived,
+    AssignmentChanged,
     BotMessage,
     CustomerMessage,
     DeliverReply,
@@ -37,8 +39,9 @@ from ._events import (
     TakeOver,
     encode_event,
 )
-from ._models import Agent, AgentReply, Conversation, Delivery, Department, Message, converter
+from ._models import Agent, AgentReply, Assignment, Conversation, Delivery, Department, Message, converter
 from .exceptions import (
+    AlreadyClaimed,
     ConfigurationError,
     NorbitError,
     PermissionDenied,
@@ -46,6 +49,7 @@ from .exceptions import (
     TransportError,
     UsageError,
 )
+from .routing import Routing, RoutingEngine
 from .store import Batch, InboxKey, Job, MemoryStore, NewJob, Put, Store, TranscriptEntry
 
 __all__ = ["DeadLetter", "Hub"]
@@ -56,8 +60,12 @@ OnAgentReply = Callable[[AgentReply], Awaitable[Delivery | None]]
 OnArchive = Callable[[str], Awaitable[None]]
 OnAgentEdit = Callable[[AgentReply], Awaitable[None]]
 OnAgentDelete = Callable[[str, str], Awaitable[None]]
+OnAssigned = Callable[[Assignment], Awaitable[None]]
+OnOffline = Callable[[Conversation], Awaitable[None]]
 
 CONVERSATIONS = "conv"
+ROUTING = "routing"
+ROUTING_KEY = "state"
 HUB = "hub"
 
 
@@ -86,7 +94,9 @@ class _HubJobs:
     CUSTOMER_MESSAGE = "customer_message"
     AGENT_EDIT = "agent_edit"
     AGENT_DELETE = "agent_delete"
-    CLAIM = "claim"
+    ROUTE = "route"
+    ASSIGNED = "assigned"
+    OFFLINE = "offline"
 
 
 def _state_from(doc_value: Any) -> ConversationState:
@@ -111,8 +121,9 @@ class Hub:
         on_archive: OnArchive | None = None,
         on_agent_edit: OnAgentEdit | None = None,
         on_agent_delete: OnAgentDelete | None = None,
-        routing: Any = None,
-        on_assigned: Callable[[Any], Awaitable[None]] | None = None,
+        routing: Routing | None = None,
+        on_assigned: OnAssigned | None = None,
+        on_offline: OnOffline | None = None,
         workers: int = 8,
         lease_seconds: float = 30.0,
         max_attempts: int = 12,
@@ -149,8 +160,12 @@ class Hub:
         self.on_archive = on_archive
         self.on_agent_edit = on_agent_edit
         self.on_agent_delete = on_agent_delete
+        if routing is not None and not isinstance(routing, Routing):
+            raise ConfigurationError("routing= takes a norbit_connectors.routing.Routing(...)")
         self.routing = routing
         self.on_assigned = on_assigned
+        self.on_offline = on_offline
+        self._engine: tuple[int, RoutingEngine] | None = None
         self._workers = workers
         self._lease = lease_seconds
         self._max_attempts = max_attempts
@@ -279,6 +294,9 @@ class Hub:
                 state = ConversationState(conversation=conversation, created_at=now)
             state = evolve(state, conversation=self._merge(state.conversation, conversation), taken_over=True)
             jobs: list[NewJob] = []
+            if self.routing is not None and not state.routed:
+                state = evolve(state, routed=True)
+                jobs.append(self._route_job("add", conversation.id))
             if not was_relaying and state.status == "open":
                 for connector in self._agent_connectors():
                     jobs.append(
@@ -310,6 +328,8 @@ class Hub:
                     self._event_job(c.name, conversation_id, Archived(conversation_id=conversation_id))
                     for c in self._agent_connectors()
                 ]
+            if state.routed:
+                jobs.append(self._route_job("release", conversation_id))
             return Batch(puts=[self._put_state(state, version)], jobs=jobs)
 
         await self._commit_planned(conversation_id, plan)
@@ -385,6 +405,14 @@ class Hub:
         if state.relaying:
             event = CustomerMessage(conversation=state.conversation, message=message, reopened=reopened)
             jobs = [self._event_job(c.name, conversation.id, event) for c in self._agent_connectors()]
+        if self.routing is not None:
+            if state.relaying and not state.routed:
+                state = evolve(state, routed=True)
+                jobs.append(self._route_job("add", conversation.id))
+            elif reopened and state.routed:
+                jobs.append(self._route_job("reopen", conversation.id))
+            if self.routing.office_hours is not None:
+                jobs.append(self._route_job("offline", conversation.id))
         return Batch(
             puts=[self._put_state(state, version)],
             transcript=[TranscriptEntry(conversation_id=conversation.id, role="customer", message=message, at=now)],
@@ -465,6 +493,18 @@ class Hub:
             batch = self._plan_customer(conversation, message, state, doc.version if doc is not None else 0)
             # The connector deduplicated the platform's delivery when it accepted it.
             return evolve(batch, inbox=())
+        if job.kind == _HubJobs.ROUTE:
+            await self._job_route(str(payload["op"]), str(payload["conversation_id"]))
+            return None
+        if job.kind == _HubJobs.ASSIGNED:
+            if self.on_assigned is not None:
+                await self.on_assigned(converter.structure(payload["assignment"], Assignment))
+            return None
+        if job.kind == _HubJobs.OFFLINE:
+            state = await self.conversation(str(payload["conversation_id"]))
+            if self.on_offline is not None and state is not None:
+                await self.on_offline(state.conversation)
+            return None
         if job.kind == _HubJobs.AGENT_EDIT:
             if self.on_agent_edit is not None:
                 await self.on_agent_edit(converter.structure(payload["reply"], AgentReply))
@@ -525,9 +565,168 @@ class Hub:
         def plan(state: ConversationState | None, version: int) -> Batch | None:
             if state is None or state.status == "archived":
                 return None
-            return Batch(puts=[self._put_state(evolve(state, status="archived"), version)])
+            jobs = [self._route_job("release", conversation_id)] if state.routed else []
+            return Batch(puts=[self._put_state(evolve(state, status="archived"), version)], jobs=jobs)
 
         await self._commit_planned(conversation_id, plan)
+
+    # -- routing ---------------------------------------------------------------------------------------------
+
+    def _route_job(self, op: str, conversation_id: str) -> NewJob:
+        # One queue for every routing decision: they are taken in order, first come first served.
+        return NewJob(
+            queue_key=f"{HUB}:routing",
+            connector=HUB,
+            kind=_HubJobs.ROUTE,
+            payload={"op": op, "conversation_id": conversation_id},
+        )
+
+    def _require_routing(self) -> Routing:
+        if self.routing is None:
+            raise UsageError("this hub has no routing: pass routing=Routing(...) to Hub()")
+        return self.routing
+
+    async def _load_engine(self) -> tuple[RoutingEngine, int]:
+        routing = self._require_routing()
+        doc = await self.store.get(ROUTING, ROUTING_KEY)
+        version = doc.version if doc is not None else 0
+        if self._engine is not None and self._engine[0] == version:
+            return self._engine[1], version
+        if doc is None:
+            engine = RoutingEngine(routing, self._agents.values())
+        else:
+            engine = RoutingEngine.from_snapshot(routing, self._agents.values(), doc.value)
+            engine.place_waiting(now=self._now_dt())
+        return engine, version
+
+    def _now_dt(self) -> datetime:
+        return datetime.fromtimestamp(self._clock(), tz=UTC)
+
+    async def _routing_op(
+        self, decide: Callable[[RoutingEngine, datetime], tuple[list[Assignment], list[NewJob]]]
+    ) -> list[Assignment]:
+        """Apply one routing decision: load the engine's state, decide, and store the state together with what
+        the decision sets off (conversation agents, Slack updates, the host's on_assigned), compare-and-swap."""
+        while True:
+            engine, version = await self._load_engine()
+            self._engine = None  # the decision mutates the engine: cache it again only once stored
+            now = self._now_dt()
+            events, extra = decide(engine, now)
+            batch = await self._assignment_batch(events)
+            result = await self.store.commit(
+                Batch(
+                    puts=[
+                        Put(namespace=ROUTING, key=ROUTING_KEY, value=engine.snapshot(), expected_version=version),
+                        *batch.puts,
+                    ],
+                    jobs=[*batch.jobs, *extra],
+                ),
+                now=self._clock(),
+            )
+            if result.ok:
+                self._engine = (result.versions[0], engine)
+                if batch.jobs or extra:
+                    self._wake_up()
+                return events
+
+    async def _assignment_batch(self, events: Sequence[Assignment]) -> Batch:
+        puts: list[Put] = []
+        jobs: list[NewJob] = []
+        for assignment in events:
+            cid = assignment.conversation_id
+            if self.on_assigned is not None:
+                jobs.append(
+                    NewJob(
+                        queue_key=f"{HUB}:{cid}",
+                        connector=HUB,
+                        kind=_HubJobs.ASSIGNED,
+                        payload={"assignment": converter.unstructure(assignment)},
+                    )
+                )
+            if assignment.event == "queue_moved":
+                continue
+            doc = await self.store.get(CONVERSATIONS, cid)
+            if doc is None:
+                continue
+            state = _state_from(doc.value)
+            if state.conversation.agent_id != assignment.agent_id:
+                state = evolve(state, conversation=evolve(state.conversation, agent_id=assignment.agent_id))
+                puts.append(self._put_state(state, doc.version))
+            event = AssignmentChanged(conversation=state.conversation, assignment=assignment)
+            jobs.extend(self._event_job(c.name, cid, event) for c in self._agent_connectors())
+        return Batch(puts=puts, jobs=jobs)
+
+    async def _job_route(self, op: str, conversation_id: str) -> None:
+        state = await self.conversation(conversation_id)
+        if state is None:
+            return
+        conversation = state.conversation
+
+        def decide(engine: RoutingEngine, now: datetime) -> tuple[list[Assignment], list[NewJob]]:
+            known = engine.assignment(conversation_id) is not None
+            if op == "add":
+                if known:  # a repeat after a crash: already routed
+                    return [], []
+                return (
+                    engine.add_conversation(
+                        conversation_id,
+                        department_id=conversation.department_id,
+                        agent_id=conversation.agent_id,
+                        now=now,
+                    ),
+                    [],
+                )
+            if op == "release":
+                return (engine.release(conversation_id, now=now) if known else []), []
+            if op == "reopen":
+                return (engine.reopen(conversation_id, now=now) if known else []), []
+            if op == "offline":
+                if engine.is_open(now) or not engine.offline_notice(conversation.user.id, now=now):
+                    return [], []
+                notice = NewJob(
+                    queue_key=f"{HUB}:{conversation_id}",
+                    connector=HUB,
+                    kind=_HubJobs.OFFLINE,
+                    payload={"conversation_id": conversation_id},
+                )
+                return [], [notice]
+            raise UsageError(f"unknown routing operation {op!r}")
+
+        await self._routing_op(decide)
+
+    async def set_agent_online(self, agent_id: str, online: bool) -> None:
+        """An agent came online or went offline. Coming online pulls queued conversations."""
+        self._require_running()
+        self._require_routing()
+        if agent_id not in self._agents:
+            raise UsageError(f"unknown agent {agent_id!r}: pass it in Hub(agents=...)")
+        await self._routing_op(lambda engine, now: (engine.set_online(agent_id, bool(online), now=now), []))
+
+    async def claim(self, conversation_id: str, agent_id: str) -> Assignment:
+        """``agent_id`` takes the conversation (manual routing): the first claim wins; a later claim by another
+        agent raises :class:`~norbit_connectors.AlreadyClaimed`."""
+        self._require_running()
+        self._require_routing()
+        if agent_id not in self._agents:
+            raise UsageError(f"unknown agent {agent_id!r}: pass it in Hub(agents=...)")
+        state = await self.conversation(conversation_id)
+        if state is None:
+            raise UsageError(f"unknown conversation {conversation_id!r}")
+
+        def decide(engine: RoutingEngine, now: datetime) -> tuple[list[Assignment], list[NewJob]]:
+            if engine.assignment(conversation_id) is None:
+                engine.add_conversation(conversation_id, department_id=state.conversation.department_id, now=now)
+            return engine.claim(conversation_id, agent_id, now=now), []
+
+        await self._routing_op(decide)
+        result = await self.assignment(conversation_id)
+        assert result is not None
+        return result
+
+    async def assignment(self, conversation_id: str) -> Assignment | None:
+        """Where the conversation stands in routing (agent, or queue position and wait), or None."""
+        engine, _ = await self._load_engine()
+        return engine.assignment(conversation_id)
 
     # -- workers -----------------------------------------------------------------------------------------
 
@@ -671,8 +870,16 @@ class _Context(HubContext):
     def hub_job(self, kind: str, conversation_id: str, payload: Mapping[str, Any]) -> NewJob:
         return NewJob(queue_key=f"{HUB}:{conversation_id}", connector=HUB, kind=kind, payload=dict(payload))
 
+    @property
+    def routing_mode(self) -> str | None:
+        return self._hub.routing.mode if self._hub.routing is not None else None
+
     async def claim(self, conversation_id: str, agent_id: str) -> str:
-        raise UsageError("routing is not configured on this hub")
+        try:
+            assignment = await self._hub.claim(conversation_id, agent_id)
+        except AlreadyClaimed as exc:
+            return exc.agent_id
+        return assignment.agent_id or agent_id
 
     def wake(self) -> None:
         self._hub._wake_up()

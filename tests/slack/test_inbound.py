@@ -279,3 +279,27 @@ async def test_url_verification_and_malformed_bodies(workspace: Workspace) -> No
             assert (await slack.handle_http(headers, body)).status == 400
         big = b"x" * (slack.max_body_bytes + 1)
         assert (await slack.handle_http(emu.sign(big), big)).status == 413
+
+
+async def test_join_is_the_claim_in_manual_routing(workspace: Workspace) -> None:
+    from norbit_connectors.routing import Routing
+
+    emu = workspace.emu
+    slack = SlackConnector(workspace.config(), limiter=SlackLimiter(enabled=False))
+    agents = [*AGENTS, Agent(id="bob", name="Bob", email="bob@support.example")]
+    hub = Hub(store=MemoryStore(), connectors=[slack], agents=agents, routing=Routing(mode="manual"))
+    async with hub:
+        channel = await open_channel(hub, slack)
+        card = [m for m in emu.messages(workspace.main) if m.get("blocks")][-1]
+        for who in (workspace.ann, workspace.bob):
+            click = emu.block_action(who, workspace.main, card["ts"], JOIN_ACTION_ID, value=CONV.id)
+            await click.deliver(slack.handle_http)
+            await hub.wait_idle()
+        assignment = await hub.assignment(CONV.id)
+    assert assignment is not None and assignment.agent_id == "ann"
+    members = emu.channels[channel]["members"]
+    assert workspace.ann in members and workspace.bob not in members
+    told = [m for m in emu.ephemeral_messages() if m.get("user") == workspace.bob]
+    assert told and told[-1]["text"] == "Ann already has this conversation."
+    updated = next(m for m in emu.messages(workspace.main) if m["ts"] == card["ts"])
+    assert f"Assigned to <@{workspace.ann}>" in json.dumps(updated["blocks"])

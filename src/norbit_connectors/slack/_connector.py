@@ -870,6 +870,21 @@ class SlackConnector(Connector):
         link, version = await self._doc(LINKS, key)
         if link is None or not link.get("channel"):
             return
+        if self.context.routing_mode == "manual":
+            # Manual routing: the click is the claim, and the first click wins.
+            agent = await self._agent_for(user_id)
+            if agent is None:
+                await self._tell(link, user_id, "Your Slack account is not linked to an agent, so you cannot take it.")
+                return
+            holder = await self.context.claim(conversation_id, agent.id)
+            if holder != agent.id:
+                holder_agent = self.context.agents.get(holder)
+                who = holder_agent.name if holder_agent is not None else holder
+                await self._tell(link, user_id, f"{who} already has this conversation.")
+                return
+            link, version = await self._doc(LINKS, key)
+            if link is None:
+                return
         if not link.get("archived"):
             await self._invite(str(link["channel"]), [user_id])
         joined = list(link.get("joined", []))
@@ -879,6 +894,16 @@ class SlackConnector(Connector):
                 Put(namespace=LINKS, key=key, value={**link, "joined": joined}, expected_version=version)
             ):
                 await self._update_card(key)
+
+    async def _tell(self, link: Mapping[str, Any], user_id: str, text: str) -> None:
+        """An ephemeral note to one user under the notice card."""
+        channel = link.get("notice_channel")
+        if not channel:
+            return
+        try:
+            await self.transport.call("chat.postEphemeral", channel=channel, user=user_id, text=text)
+        except RemoteError as exc:
+            log.info("could not tell %s: %s", user_id, exc.code)
 
     # -- conveniences ------------------------------------------------------------------------------------
 
