@@ -1,0 +1,144 @@
+"""Outbound: customer messages through the Hub to Slack vs a plain sequential ``WebClient.chat_postMessage`` loop.
+
+Both post to the same local emulator (rate limits off; the connector's own limiter off too). Channel creation is
+excluded: one message per conversation is sent first (creating its channel and posting its notice), then the
+timed run goes from the first ``customer_message`` call to ``wait_idle()`` returning, i.e. every message durably
+accepted, posted to Slack and its job finished. The plain loop posts the same number of messages, with the same
+text and username, one after another with one ``WebClient`` to the channels the hub created.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import anyio
+from slack_sdk import WebClient
+
+from norbit_connectors import Conversation, Message, User
+from norbit_connectors.hub import Hub
+from norbit_connectors.slack import SlackConfig, SlackConnector, SlackLimiter
+from norbit_connectors.store import MemoryStore, SQLiteStore, Store
+from norbit_connectors.testing._slack_emulator import SlackEmulator
+
+from ._table import ratio, render
+
+__all__ = ["run"]
+
+
+def _sizes(quick: bool) -> tuple[int, int]:
+    """(timed messages, conversations)."""
+    return (400, 20) if quick else (3_000, 50)
+
+
+def _conversation(c: int) -> Conversation:
+    return Conversation(id=f"conv-{c}", user=User(id=f"user-{c}", name=f"Customer {c}"))
+
+
+async def _hub_run(emu: SlackEmulator, main: str, store: Store, n_messages: int, n_convs: int) -> dict[str, Any]:
+    config = SlackConfig(
+        bot_token=emu.bot_token, signing_secret=emu.signing_secret, main_channel=main, base_url=emu.base_url
+    )
+    slack = SlackConnector(config, limiter=SlackLimiter(enabled=False))
+    hub = Hub(store=store, connectors=[slack])
+    convs = [_conversation(c) for c in range(n_convs)]
+    async with hub:
+        for conv in convs:
+            await hub.customer_message(conv, Message(id="first", text="hello"))
+        await hub.wait_idle()
+        channels = [await slack.channel_for(conv.id) for conv in convs]
+        before = len(emu.calls_to("chat.postMessage"))
+        clock = time.perf_counter
+        started = clock()
+        for i in range(n_messages):
+            conv = convs[i % n_convs]
+            await hub.customer_message(conv, Message(id=f"m{i}", text=f"customer message {i}"))
+        accepted = clock() - started
+        await hub.wait_idle()
+        elapsed = clock() - started
+        dead = await hub.dead_letters()
+    posted = len(emu.calls_to("chat.postMessage")) - before
+    if posted != n_messages or dead:
+        raise RuntimeError(f"{posted} of {n_messages} messages posted; {len(dead)} dead letters")
+    return {
+        "messages": n_messages,
+        "messages_per_s": n_messages / elapsed,
+        "accept_per_s": n_messages / accepted,
+        "channels": [c for c in channels if c],
+    }
+
+
+def _plain_loop(emu: SlackEmulator, channels: list[str], n_messages: int) -> dict[str, Any]:
+    client = WebClient(token=emu.bot_token, base_url=emu.base_url)
+    client.chat_postMessage(channel=channels[0], text="warm-up", username="Customer 0")
+    clock = time.perf_counter
+    started = clock()
+    for i in range(n_messages):
+        c = i % len(channels)
+        client.chat_postMessage(channel=channels[c], text=f"customer message {i}", username=f"Customer {c}")
+    elapsed = clock() - started
+    return {"messages": n_messages, "messages_per_s": n_messages / elapsed}
+
+
+def run(quick: bool = False, *, profile: Callable[[str], Any] | None = None) -> dict[str, Any]:
+    n_messages, n_convs = _sizes(quick)
+    rows: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        with SlackEmulator(rate_limits="off") as emu:
+            main = emu.add_channel("support", members=[emu.bot_user_id])
+            store = SQLiteStore(Path(tmp) / "outbound.sqlite3")
+            if profile is not None:
+                with profile("outbound"):
+                    sqlite = anyio.run(_hub_run, emu, main, store, n_messages, n_convs)
+            else:
+                sqlite = anyio.run(_hub_run, emu, main, store, n_messages, n_convs)
+        with SlackEmulator(rate_limits="off") as emu:
+            main = emu.add_channel("support", members=[emu.bot_user_id])
+            memory = anyio.run(_hub_run, emu, main, MemoryStore(), n_messages, n_convs)
+            plain = _plain_loop(emu, memory["channels"], n_messages)
+    for row in (sqlite, memory):
+        row.pop("channels")
+    rows.append({"impl": "Hub + SlackConnector, SQLiteStore", **sqlite})
+    rows.append({"impl": "Hub + SlackConnector, MemoryStore", **memory})
+    rows.append({"impl": "plain WebClient.chat_postMessage loop", **plain})
+    ratios = [
+        ratio(
+            "hub SQLiteStore / plain loop",
+            sqlite["messages_per_s"],
+            plain["messages_per_s"],
+            baseline="sequential WebClient.chat_postMessage messages/s",
+            target=1.0,
+        ),
+        ratio(
+            "hub MemoryStore / plain loop",
+            memory["messages_per_s"],
+            plain["messages_per_s"],
+            baseline="sequential WebClient.chat_postMessage messages/s",
+            target=1.0,
+        ),
+    ]
+    notes = [
+        f"{n_messages} messages over {n_convs} conversations, round-robin; channels and notices created before "
+        "the clock starts; timed from the first customer_message() to wait_idle(); hub workers=8 (default)",
+        "accept_per_s: rate of the customer_message() calls alone (durable commit, before delivery)",
+        "the emulator serves HTTP from threads of the same process, so both sides share one GIL with it",
+    ]
+    return {"rows": rows, "ratios": ratios, "notes": notes}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    result = run(args.quick)
+    print(render({"outbound": result}))
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
