@@ -32,25 +32,27 @@ class TestTelegramConformance(ConnectorConformance):
 
 
 def whatsapp_config(emu: MetaEmulator, **kw: object) -> WhatsAppConfig:
-    return WhatsAppConfig(
-        access_token=emu.access_token,
-        app_secret=emu.app_secret,
-        verify_token=emu.verify_token,
-        phone_number_id=emu.phone_number_id,
-        base_url=emu.base_url,
-        **kw,  # type: ignore[arg-type]
-    )
+    values: dict[str, object] = {
+        "access_token": emu.access_token,
+        "app_secret": emu.app_secret,
+        "verify_token": emu.verify_token,
+        "phone_number_id": emu.phone_number_id,
+        "base_url": emu.base_url,
+    }
+    values.update(kw)
+    return WhatsAppConfig(**values)  # type: ignore[arg-type]
 
 
 def messenger_config(emu: MetaEmulator, **kw: object) -> MessengerConfig:
-    return MessengerConfig(
-        page_access_token=emu.page_access_token,
-        app_secret=emu.app_secret,
-        verify_token=emu.verify_token,
-        page_id=emu.page_id,
-        base_url=emu.base_url,
-        **kw,  # type: ignore[arg-type]
-    )
+    values: dict[str, object] = {
+        "page_access_token": emu.page_access_token,
+        "app_secret": emu.app_secret,
+        "verify_token": emu.verify_token,
+        "page_id": emu.page_id,
+        "base_url": emu.base_url,
+    }
+    values.update(kw)
+    return MessengerConfig(**values)  # type: ignore[arg-type]
 
 
 class TestWhatsAppConformance(ConnectorConformance):
