@@ -1,5 +1,11 @@
-"""norbit_connectors: run customer conversations through Slack."""
+"""norbit_connectors: run customer conversations through Slack.
 
+The host application builds a :class:`Hub` with a store and connectors, and calls it as customers write, agents
+answer in the host's dashboard, a chatbot hands over, and conversations are archived. Connectors live in their own
+modules (``norbit_connectors.slack``, ``norbit_connectors.channels.*``); this package imports none of them.
+"""
+
+from ._connector import Connector, ConversationState, HttpResponse, HubContext
 from ._models import (
     Agent,
     AgentReply,
@@ -24,6 +30,7 @@ from .exceptions import (
     TransportError,
     UsageError,
 )
+from .hub import DeadLetter, Hub
 
 __all__ = [
     "Agent",
@@ -32,10 +39,16 @@ __all__ = [
     "Assignment",
     "Attachment",
     "ConfigurationError",
+    "Connector",
     "ConnectorUnavailable",
     "Conversation",
+    "ConversationState",
+    "DeadLetter",
     "Delivery",
     "Department",
+    "HttpResponse",
+    "Hub",
+    "HubContext",
     "InvalidRequest",
     "Message",
     "NorbitError",

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from norbit_connectors import AlreadyClaimed, Agent, Assignment, Conversation, Department, Message, UsageError, User
+from norbit_connectors import Agent, AlreadyClaimed, Assignment, Conversation, Department, Message, UsageError, User
 from norbit_connectors._events import AssignmentChanged
 from norbit_connectors.hub import Hub
 from norbit_connectors.routing import OfficeHours, Routing
