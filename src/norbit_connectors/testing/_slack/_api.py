@@ -301,7 +301,7 @@ class Workspace:
             name=name,
             is_private=is_private,
             created=self.now(),
-            creator=creator or self.installer_user_id_or_empty(),
+            creator=creator or self.installer_user_id,
             is_general=is_general,
             members=list(dict.fromkeys(members)),
             updated=self.now() * 1000,
@@ -309,9 +309,6 @@ class Workspace:
         self.channels[channel.id] = channel
         self.messages[channel.id] = []
         return channel.id
-
-    def installer_user_id_or_empty(self) -> str:
-        return getattr(self, "installer_user_id", "")
 
     def require_user(self, user_id: str) -> UserRecord:
         user = self.users.get(user_id)
