@@ -29,10 +29,10 @@ from ._slack._ratelimit import RATE_PROFILES, RateLimiter
 __all__ = [
     "DEFAULT_BOT_SCOPES",
     "DEFAULT_USER_SCOPES",
-    "Call",
     "DeliveryResult",
     "FaultKind",
     "HttpResponseLike",
+    "SlackCall",
     "SlackEmulator",
     "SlackRequest",
 ]
@@ -42,7 +42,7 @@ _FAULT_KINDS: tuple[FaultKind, ...] = (429, 500, 503, "reset", "latency")
 
 
 @attrs.frozen(kw_only=True)
-class Call:
+class SlackCall:
     """One Web API call the emulator received (``args`` without the token)."""
 
     method: str
@@ -147,7 +147,7 @@ class SlackEmulator:
         self.rate_limits = rate_limits
         self._signing_secret = signing_secret or self._ws.random_hex(32)
         self._verification_token = self._ws.random_hex(24)
-        self._calls: list[Call] = []
+        self._calls: list[SlackCall] = []
         self._scripted: dict[str, list[_Fault]] = {}
         self._random_faults: _RandomFaults | None = None
         self._event_count = 0
@@ -412,12 +412,12 @@ class SlackEmulator:
             return None if record is None else record.content
 
     @property
-    def calls(self) -> list[Call]:
+    def calls(self) -> list[SlackCall]:
         """Every Web API call received, in order."""
         with self._lock:
             return list(self._calls)
 
-    def calls_to(self, method: str) -> list[Call]:
+    def calls_to(self, method: str) -> list[SlackCall]:
         with self._lock:
             return [call for call in self._calls if call.method == method]
 
@@ -668,7 +668,7 @@ class SlackEmulator:
             error = "connection_reset"
         with self._lock:
             self._calls.append(
-                Call(
+                SlackCall(
                     method=method,
                     args=dict(args),
                     token_kind=kind,
