@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import urllib.error
 import urllib.request
@@ -645,3 +646,20 @@ async def test_async_web_client(anyio_backend: str) -> None:
         )
         assert posted["message"]["metadata"]["event_type"] == "x"
         assert (await client.users_lookupByEmail(email="installer@example.com"))["user"]["id"] == emu.installer_user_id
+
+
+def test_concurrent_posts_keep_strictly_increasing_ts(emu: SlackEmulator, bot: WebClient) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    channel = bot.conversations_create(name="busy")["channel"]["id"]
+
+    def post(index: int) -> str:
+        client = WebClient(token=emu.bot_token, base_url=emu.base_url, retry_handlers=[])
+        return str(client.chat_postMessage(channel=channel, text=str(index))["ts"])
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        stamps = list(pool.map(post, range(24)))
+    stored = [m["ts"] for m in emu.messages(channel)]
+    assert sorted(stamps) == stored
+    assert len(set(stored)) == 24
+    assert all(float(a) < float(b) for a, b in itertools.pairwise(stored))
