@@ -7,7 +7,7 @@ it may go, so concurrent callers queue fairly without polling, and a 429's Retry
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import anyio
 from attrs import define
@@ -76,8 +76,12 @@ class SlackLimiter:
         post_rate: float = POST_RATE_PER_SECOND,
         post_burst: int = POST_BURST,
         enabled: bool = True,
+        sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
     ) -> None:
+        """``clock`` and ``sleep`` are injectable together (a simulated clock must come with a sleep that
+        waits in the same time); ``enabled=False`` paces nothing (for a server without limits)."""
         self._clock = clock
+        self.sleep = sleep
         self._tiers = dict(TIER_LIMITS if tiers is None else tiers)
         self._post = (1.0 / post_rate, max(0, post_burst - 1) / post_rate)
         self._cells: dict[str, _Cell] = {}
@@ -111,7 +115,7 @@ class SlackLimiter:
     async def acquire(self, method: str, channel: str | None = None) -> None:
         wait = self.delay(method, channel)
         if wait > 0:
-            await anyio.sleep(wait)
+            await self.sleep(wait)
 
     def rate_limited(self, method: str, channel: str | None, retry_after: float) -> None:
         """Slack answered 429: hold this limit back for ``retry_after`` seconds."""

@@ -43,9 +43,7 @@ def _header(headers: Mapping[str, str], name: str) -> str | None:
     return None
 
 
-def verify_signature(
-    signing_secret: str, headers: Mapping[str, str], body: bytes, *, now: float | None = None
-) -> None:
+def verify_signature(signing_secret: str, headers: Mapping[str, str], body: bytes, *, now: float | None = None) -> None:
     """Raise :class:`InvalidRequest` (status 401) unless ``headers`` carry a valid, fresh signature for ``body``.
 
     Header names are case-insensitive. The comparison is constant-time.

@@ -140,7 +140,7 @@ class SlackTransport:
                 self.limiter.rate_limited(method, channel, error.retry_after)
                 if attempt < INLINE_ATTEMPTS and error.retry_after <= MAX_INLINE_WAIT:
                     log.info("Slack %s rate limited; waiting %.1fs", method, error.retry_after)
-                    await anyio.sleep(error.retry_after)
+                    await self.limiter.sleep(error.retry_after)
                     continue
             elif isinstance(error, TransportError) and attempt < INLINE_ATTEMPTS:
                 await anyio.sleep(random.uniform(0.05, 0.2) * 2**attempt)

@@ -5,7 +5,7 @@ it also builds the signed requests Slack sends to an app (events, slash commands
 fixture ``slack_emulator`` gives a started one. ``store_conformance`` checks a Store implementation.
 """
 
-from ._slack._events import SlackRequest
-from ._slack_emulator import SlackEmulator
+from ._slack._events import DeliveryResult, SlackRequest
+from ._slack_emulator import DEFAULT_BOT_SCOPES, SlackCall, SlackEmulator
 
-__all__ = ["SlackEmulator", "SlackRequest"]
+__all__ = ["DEFAULT_BOT_SCOPES", "DeliveryResult", "SlackCall", "SlackEmulator", "SlackRequest"]
