@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import urllib.parse
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -629,7 +630,26 @@ class SlackConnector(Connector):
             return HttpResponse.text(405, "Slack sends POST requests")
         verify_signature(self.config.signing_secret, headers, body, now=None)
         content_type = next((v for k, v in headers.items() if k.lower() == "content-type"), None)
-        inbound = _inbound.parse_request(content_type, body)
+        return await self._dispatch(_inbound.parse_request(content_type, body), body)
+
+    async def handle_socket_envelope(self, envelope_type: str, payload: Mapping[str, Any]) -> HttpResponse:
+        """Process one Socket Mode envelope (``events_api``, ``slash_commands``, ``interactive``) exactly like
+        the same request over HTTP. The answer's body (JSON, if any) is the payload to ack the envelope with."""
+        if envelope_type == "events_api":
+            body = json.dumps(payload).encode()
+            inbound = _inbound.parse_request("application/json", body)
+        elif envelope_type == "slash_commands":
+            form = {str(k): str(v) for k, v in payload.items() if isinstance(v, str | int | float | bool)}
+            body = urllib.parse.urlencode(form).encode()
+            inbound = _inbound.parse_request("application/x-www-form-urlencoded", body)
+        elif envelope_type == "interactive":
+            body = urllib.parse.urlencode({"payload": json.dumps(payload)}).encode()
+            inbound = _inbound.parse_request("application/x-www-form-urlencoded", body)
+        else:
+            return HttpResponse(status=200)
+        return await self._dispatch(inbound, body)
+
+    async def _dispatch(self, inbound: _inbound.Inbound, body: bytes) -> HttpResponse:
         if isinstance(inbound, _inbound.UrlVerification):
             return HttpResponse.json(200, {"challenge": inbound.challenge})
         if self._context is None:
