@@ -102,23 +102,31 @@ class HttpClient:
         self.service = service
         self.timeout = timeout
         self._client: httpx.AsyncClient | None = None
+        self._open = False
 
     async def open(self) -> None:
-        if self._client is None:
-            httpx_module = require_httpx()
-            self._client = httpx_module.AsyncClient(timeout=self.timeout, follow_redirects=True)
+        # The client itself is made at the first request: building its TLS context is not free.
+        require_httpx()
+        self._open = True
 
     async def close(self) -> None:
+        self._open = False
         client, self._client = self._client, None
         if client is not None:
             await client.aclose()
+
+    def _shared(self) -> httpx.AsyncClient | None:
+        if self._open and self._client is None:
+            self._client = require_httpx().AsyncClient(timeout=self.timeout, follow_redirects=True)
+        return self._client
 
     async def request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
         """Send one request and read the whole answer (any status)."""
         httpx_module = require_httpx()
         try:
-            if self._client is not None:
-                return await self._client.request(method, url, **kwargs)
+            shared = self._shared()
+            if shared is not None:
+                return await shared.request(method, url, **kwargs)
             async with httpx_module.AsyncClient(timeout=self.timeout, follow_redirects=True) as client:
                 response: httpx.Response = await client.request(method, url, **kwargs)
                 return response
@@ -130,7 +138,7 @@ class HttpClient:
     async def download(self, url: str, *, limit: int, headers: Mapping[str, str] | None = None) -> bytes | None:
         """The body at ``url``, or None when it is larger than ``limit`` bytes. Raises for a non-2xx answer."""
         httpx_module = require_httpx()
-        client = self._client
+        client = self._shared()
         own = client is None
         if client is None:
             client = httpx_module.AsyncClient(timeout=self.timeout, follow_redirects=True)
