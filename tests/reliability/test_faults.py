@@ -8,42 +8,18 @@ anything more (the code waits the same way for 0.2 s as for 5 s). The acknowledg
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from norbit_connectors import AgentReply, Conversation, Delivery, Message, User
 from norbit_connectors.hub import Hub
-from norbit_connectors.slack import SlackConfig, SlackConnector, SlackLimiter
 from norbit_connectors.store import SQLiteStore
-from norbit_connectors.testing._slack_emulator import SlackEmulator
 
 from ._procs import expected, relayed
+from .conftest import Slack
 
 pytestmark = pytest.mark.anyio
-
-
-class Slack:
-    def __init__(self, emu: SlackEmulator) -> None:
-        self.emu = emu
-        self.main = emu.add_channel("support", members=[emu.bot_user_id])
-        self.carl = emu.add_user("carl", email="carl@support.example", real_name="Carl Agent")
-
-    def connector(self) -> SlackConnector:
-        config = SlackConfig(
-            bot_token=self.emu.bot_token,
-            signing_secret=self.emu.signing_secret,
-            main_channel=self.main,
-            base_url=self.emu.base_url,
-        )
-        return SlackConnector(config, limiter=SlackLimiter(enabled=False))
-
-
-@pytest.fixture
-def slack() -> Iterator[Slack]:
-    with SlackEmulator(rate_limits="off") as emu:
-        yield Slack(emu)
 
 
 def conversation(n: int) -> Conversation:
