@@ -198,3 +198,29 @@ async def test_graph_errors_are_mapped() -> None:
             await wrong.call("messages", "POST", path, json=body)
         assert "EAAwrong-secret" not in str(denied.value)
         assert "wrong-secret" not in repr(wrong.config)
+
+
+async def test_re_engagement_failure_reported_later_falls_back_to_the_template(workspace: Workspace) -> None:
+    hub_clock = Clock()
+    platform_clock = Clock()
+    with MetaEmulator(clock=platform_clock, window_errors="status") as meta:
+        whatsapp = connector(meta)
+        hub, slack = workspace.hub(whatsapp, clock=hub_clock)
+        maria = meta.whatsapp_customer("Maria")
+        async with hub:
+            await meta.whatsapp_text(maria, "hello").deliver(whatsapp.handle_http)
+            await hub.wait_idle()
+            platform_clock.now += 2 * DAY
+            await workspace.agent_answers(slack, f"whatsapp:{maria.wa_id}", "late answer")
+            await hub.wait_idle()
+            (failed,) = meta.take_statuses()
+            for _ in range(2):  # a repeated status delivery sends one template
+                assert (await failed.deliver(whatsapp.handle_http)).status == 200
+            await hub.wait_idle()
+            (template_status,) = meta.take_statuses()
+            assert (await template_status.deliver(whatsapp.handle_http)).status == 200
+            await hub.wait_idle()
+            assert await hub.dead_letters() == []
+    sent = meta.sent_to(maria)
+    assert [(m.type, m.delivered) for m in sent] == [("text", False), ("template", True)]
+    assert sent[1].body["template"]["components"][0]["parameters"][0]["text"] == "late answer"

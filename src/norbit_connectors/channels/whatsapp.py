@@ -8,6 +8,7 @@ instead, and also when WhatsApp refuses a free-form message with error 131047.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Mapping
 from typing import Any, ClassVar
@@ -16,8 +17,9 @@ from attrs import field, frozen
 
 from .._connector import HttpResponse
 from .._events import DeliverReply
-from .._models import Attachment, Conversation, User
+from .._models import Attachment, Conversation, User, converter
 from ..exceptions import ConfigurationError, InvalidRequest
+from ..store import Batch, Job, NewJob, Put
 from ._base import (
     ChannelConnector,
     InboundMessage,
@@ -30,7 +32,14 @@ from ._base import (
 from ._graph import GraphError, graph_call
 from ._http import json_object, meta_handshake, require_httpx, verify_meta_signature
 
-__all__ = ["Template", "WhatsAppConfig", "WhatsAppConnector", "parse_webhook"]
+__all__ = [
+    "FailedStatus",
+    "Template",
+    "WhatsAppConfig",
+    "WhatsAppConnector",
+    "parse_failures",
+    "parse_webhook",
+]
 
 SERVICE = "whatsapp"
 TEXT_LIMIT = 4096
@@ -39,6 +48,9 @@ WINDOW_SECONDS = 24 * 3600.0
 WINDOW_MARGIN = 60.0
 TEMPLATE_PARAMETER_LIMIT = 1024
 RE_ENGAGEMENT = 131047
+REENGAGE_JOB = "in.reengage"
+TEMPLATE_SENT = 1 << 30  # the progress mark of a reply answered with the template
+log = logging.getLogger("norbit_connectors.channels.whatsapp")
 _MEDIA_KINDS = ("image", "document", "audio", "video", "sticker")
 
 
@@ -135,6 +147,45 @@ def parse_webhook(
     return found
 
 
+@frozen(kw_only=True)
+class FailedStatus:
+    """WhatsApp could not deliver a message the app sent (``code`` is its error code, e.g. 131047)."""
+
+    message_id: str
+    recipient: str
+    code: int | None
+
+
+def parse_failures(data: Mapping[str, Any], *, phone_number_id: str | None = None) -> list[FailedStatus]:
+    """The ``failed`` statuses of a Cloud API webhook (sent / delivered / read are of no interest here)."""
+    if data.get("object") != "whatsapp_business_account" or not isinstance(data.get("entry"), list):
+        return []
+    found: list[FailedStatus] = []
+    for entry in data["entry"]:
+        for change in list_field(entry, "changes") if isinstance(entry, dict) else ():
+            value = dict_field(change, "value") if isinstance(change, dict) else {}
+            metadata = dict_field(value, "metadata")
+            if phone_number_id is not None and str_field(metadata, "phone_number_id") not in (None, phone_number_id):
+                continue
+            for status in list_field(value, "statuses"):
+                if not isinstance(status, dict) or status.get("status") != "failed":
+                    continue
+                message_id = str_field(status, "id")
+                recipient = str_field(status, "recipient_id")
+                if not message_id or not recipient:
+                    continue
+                errors = [e for e in list_field(status, "errors") if isinstance(e, dict)]
+                code = errors[0].get("code") if errors else None
+                found.append(
+                    FailedStatus(
+                        message_id=message_id,
+                        recipient=recipient,
+                        code=code if isinstance(code, int) and not isinstance(code, bool) else None,
+                    )
+                )
+    return found
+
+
 def _parse_message(
     message: Any, names: Mapping[str, str | None], source: str, department_id: str | None
 ) -> InboundMessage | None:
@@ -224,13 +275,25 @@ class WhatsAppConnector(ChannelConnector):
         if method != "POST":
             return HttpResponse.text(405, "expected GET (subscription) or POST (notifications)")
         verify_meta_signature(headers, body, self.config.app_secret)
+        data = json_object(body)
         messages = parse_webhook(
-            json_object(body),
+            data,
             phone_number_id=self.config.phone_number_id,
             source=self.name,
             department_id=self.config.department_id,
         )
         await self._accept(messages)
+        for failure in parse_failures(data, phone_number_id=self.config.phone_number_id):
+            if failure.code != RE_ENGAGEMENT:
+                log.warning("whatsapp: message %s failed (error %s)", failure.message_id, failure.code)
+                continue
+            job = NewJob(
+                queue_key=f"{self.name}:whatsapp:{failure.recipient}",
+                connector=self.name,
+                kind=REENGAGE_JOB,
+                payload={"message_id": failure.message_id},
+            )
+            await self.context.accept_inbound(self.name, f"failed:{failure.message_id}", [job])
         return HttpResponse.text(200, "ok")
 
     async def _fetch(self, media: MediaRef) -> bytes | None:
@@ -253,7 +316,7 @@ class WhatsAppConnector(ChannelConnector):
         message = event.reply.message
         done = await self._parts_done(conversation.id, message.id)
         parts: list[Any] = [*chunk_text(message.text, TEXT_LIMIT), *message.attachments]
-        if done >= len(parts) and parts:
+        if done >= TEMPLATE_SENT or (parts and done >= len(parts)):
             return
         last = await self.last_inbound(conversation.id)
         now = self.context.now()
@@ -274,7 +337,40 @@ class WhatsAppConnector(ChannelConnector):
                 # WhatsApp says the window closed (its clock, or a message we did not see): fall back.
                 await self._send_template(event, to)
                 return
-            await self._part_sent(conversation.id, message.id, index + 1, _message_id(answer))
+            sent_id = _message_id(answer)
+            if sent_id is not None:
+                await self._remember(sent_id, event)
+            await self._part_sent(conversation.id, message.id, index + 1, sent_id)
+
+    async def _remember(self, sent_id: str, event: DeliverReply) -> None:
+        # WhatsApp may accept a free-form message and report 131047 later, in a status webhook: keep what the
+        # template would need to say instead.
+        reply = event.reply
+        value = {
+            "conversation": converter.unstructure(event.conversation),
+            "message_id": reply.message.id,
+            "text": reply.message.text,
+            "agent": reply.agent.name if reply.agent is not None else None,
+        }
+        await self.context.store.commit(
+            Batch(puts=[Put(namespace=f"{self.name}.sent_ids", key=sent_id, value=value)]), now=self.context.now()
+        )
+
+    async def _process(self, job: Job) -> Batch | None:
+        if job.kind != REENGAGE_JOB:
+            return await super()._process(job)
+        doc = await self.context.store.get(f"{self.name}.sent_ids", str(job.payload["message_id"]))
+        if doc is None or not isinstance(doc.value, dict):
+            return None  # not ours, or sent before this store
+        value = doc.value
+        conversation = converter.structure(value["conversation"], Conversation)
+        message_id = str(value["message_id"])
+        if await self._parts_done(conversation.id, message_id) >= TEMPLATE_SENT:
+            return None  # one template per reply is enough
+        agent = str(value["agent"]) if value.get("agent") else None
+        _, to = self._peer(conversation, ("whatsapp",))
+        await self._send_template_for(conversation, message_id, str(value.get("text") or ""), agent, to)
+        return None
 
     async def _send(self, to: str, content: Mapping[str, Any]) -> dict[str, Any]:
         body = {"messaging_product": "whatsapp", "recipient_type": "individual", "to": to, **content}
@@ -302,19 +398,21 @@ class WhatsAppConnector(ChannelConnector):
         return await self._send(to, {"type": kind, kind: media})
 
     async def _send_template(self, event: DeliverReply, to: str) -> None:
+        reply = event.reply
+        text = reply.message.text or ", ".join(a.name for a in reply.message.attachments)
+        agent = reply.agent.name if reply.agent is not None else None
+        await self._send_template_for(event.conversation, reply.message.id, text, agent, to)
+
+    async def _send_template_for(
+        self, conversation: Conversation, message_id: str, text: str, agent: str | None, to: str
+    ) -> None:
         template = self.config.fallback_template
-        conversation = event.conversation
         if template is None:
             raise ConfigurationError(
                 f"conversation {conversation.id!r}: the customer last wrote more than 24 hours ago, so WhatsApp "
                 "accepts only a message template: set WhatsAppConfig.fallback_template"
             )
-        reply = event.reply
-        values = {
-            "text": reply.message.text or ", ".join(a.name for a in reply.message.attachments),
-            "agent": reply.agent.name if reply.agent is not None else "",
-            "customer": conversation.user.name,
-        }
+        values = {"text": text, "agent": agent or "", "customer": conversation.user.name}
         content: dict[str, Any] = {
             "name": template.name,
             "language": {"code": template.language_for(conversation.user.details.get("language"))},
@@ -328,7 +426,7 @@ class WhatsAppConnector(ChannelConnector):
                 ) from None
             content["components"] = [{"type": "body", "parameters": [{"type": "text", "text": t} for t in texts]}]
         answer = await self._send(to, {"type": "template", "template": content})
-        await self._part_sent(conversation.id, reply.message.id, 1 << 30, _message_id(answer))
+        await self._part_sent(conversation.id, message_id, TEMPLATE_SENT, _message_id(answer))
 
 
 def _message_id(answer: Mapping[str, Any]) -> str | None:

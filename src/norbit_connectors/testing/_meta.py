@@ -55,6 +55,7 @@ class SentGraphMessage:
     type: str
     body: Mapping[str, Any]
     upload: Upload | None = None
+    delivered: bool = True  # False: accepted by the API, then failed (reported in a status webhook)
 
     @property
     def text(self) -> str | None:
@@ -112,8 +113,18 @@ class MetaEmulator(LoopbackEmulator):
 
     thread_name = "meta-emulator"
 
-    def __init__(self, *, clock: Callable[[], float] | None = None, version: str = "v21.0") -> None:
+    def __init__(
+        self,
+        *,
+        clock: Callable[[], float] | None = None,
+        version: str = "v21.0",
+        window_errors: Literal["sync", "status"] = "sync",
+    ) -> None:
         super().__init__(clock)
+        # "sync": a free-form WhatsApp message outside the window is refused with 131047 at once; "status": it is
+        # accepted, then reported failed with 131047 in a status webhook (see take_statuses()).
+        self.window_errors = window_errors
+        self._statuses: list[Webhook] = []
         self.version = version
         self.app_secret = secrets.token_hex(16)
         self.verify_token = secrets.token_urlsafe(12)
@@ -272,6 +283,12 @@ class MetaEmulator(LoopbackEmulator):
                 "message": message,
             }
         return self.signed(self._messenger_envelope(user, event))
+
+    def take_statuses(self) -> list[Webhook]:
+        """The WhatsApp status webhooks (delivered, or failed with 131047) of messages sent since the last call."""
+        with self._lock:
+            statuses, self._statuses = self._statuses, []
+            return statuses
 
     def take_echoes(self) -> list[Webhook]:
         """The ``is_echo`` webhooks of the messages the app sent since the last call (``message_echoes``)."""
@@ -471,9 +488,12 @@ class MetaEmulator(LoopbackEmulator):
             self._check_template(body.get("template"))
         else:
             raise _GraphError(400, 100, f"(#100) Param type has an unsupported value {kind!r}.")
+        delivered = True
         if kind != "template":
             last = self._last_inbound.get(f"wa:{to}")
-            if last is None or self.now() - last > DAY:
+            if (last is None or self.now() - last > DAY) and self.window_errors == "status":
+                delivered = False
+            elif last is None or self.now() - last > DAY:
                 raise _GraphError(
                     400,
                     131047,
@@ -482,7 +502,14 @@ class MetaEmulator(LoopbackEmulator):
                     "last replied to this number.",
                 )
         message_id = f"wamid.HBgL{secrets.token_hex(12).upper()}"
-        self._sent.append(SentGraphMessage(id=message_id, product="whatsapp", to=to, type=str(kind), body=body))
+        self._sent.append(
+            SentGraphMessage(id=message_id, product="whatsapp", to=to, type=str(kind), body=body, delivered=delivered)
+        )
+        self._statuses.append(
+            self.whatsapp_status(message_id, "delivered")
+            if delivered
+            else self.whatsapp_status(message_id, "failed", error_code=131047)
+        )
         return Response.json(
             200,
             {
