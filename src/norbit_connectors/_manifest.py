@@ -44,6 +44,7 @@ METHOD_SCOPES: Mapping[str, MethodScopes] = MappingProxyType(
         "auth.test": _same(),
         "chat.postMessage": _same("chat:write"),
         "chat.update": _same("chat:write"),
+        "chat.postEphemeral": _same("chat:write"),
         "conversations.create": MethodScopes(public=("channels:manage",), private=("groups:write",)),
         "conversations.invite": MethodScopes(public=("channels:manage",), private=("groups:write",)),
         "conversations.archive": MethodScopes(public=("channels:manage",), private=("groups:write",)),

@@ -84,16 +84,21 @@ def test_the_whole_conversation_and_a_restart(sandbox: Sandbox) -> None:
     page = sandbox.http.get("/")  # type: ignore[union-attr]
     assert page.status_code == 200 and "norbit" in page.text
     sandbox.post("/api/customer/message", customer="Zoë Smith", text="Hello, my order <@U1> is late")
-    room = wait_for(lambda: sandbox.channel("zoe-smith"), "the conversation's channel")
+
+    def relayed() -> dict[str, Any] | None:
+        room = sandbox.channel("zoe-smith")
+        return room if room is not None and any(m["author"] == "Zoë Smith" for m in room["messages"]) else None
+
+    room = wait_for(relayed, "the customer's message in the conversation's channel")
     assert room["is_private"] and room["member_names"] == ["Sandbox app"]
+    assert [m["text"] for m in room["messages"]] == ["Hello, my order <@U1> is late"]
     support = wait_for(lambda: sandbox.channel("support") if card_in(sandbox.channel("support") or {"messages": []})
                        else None, "the notice card")  # fmt: skip
     card = card_in(support)
     assert card is not None and card["card"]["title"] == "New conversation"
     assert "Hello, my order <@U1> is late" in card["card"]["lines"]
+    assert "Zoë Smith started a conversation in #zoe-smith" in card["card"]["lines"]
     assert [b["label"] for b in card["card"]["buttons"]] == ["Join", "Open channel"]
-    customer_says = [m for m in room["messages"] if m["author"] == "Zoë Smith"]
-    assert [m["text"] for m in customer_says] == ["Hello, my order <@U1> is late"]
 
     sandbox.post("/api/agent/join", agent="cara", channel=support["id"], ts=card["ts"])
     wait_for(lambda: "Cara Diaz" in (sandbox.channel("zoe-smith") or {"member_names": []})["member_names"], "Join")
@@ -233,6 +238,7 @@ def test_bridge_mode_serves_the_customer_pane_and_slack(tmp_path: Path) -> None:
             view = http.post("/api/customer/message", json={"customer": "Lu", "text": "hi"}).json()
             assert view["messages"][0]["text"] == "hi"
             room = wait_for(lambda: emu.find_channel("lu"), "the channel in the bridged workspace")
+            wait_for(lambda: emu.messages(room["id"]), "the customer's message in the bridged workspace")
             emu.join(room["id"], agent)
             reply = emu.post_as_user(agent, room["id"], "Hello Lu")
             delivered = reply.post(server.url + "slack/events")

@@ -426,20 +426,23 @@ class SandboxApp:
         emu = self.emulator
         names = {uid: a.name for a, uid in ((a, self.agent_users[a.id]) for a in SEED_AGENTS)}
         names[emu.bot_user_id] = "Sandbox app"
+        channel_names = {cid: c["name"] for cid, c in emu.channels.items()}
         out = []
         for channel in emu.channels.values():
             if channel["is_general"]:
                 continue
             messages = list(self._history.get(channel["id"], []))
             for m in emu.messages(channel["id"]):
-                author = m.get("author") or names.get(m.get("user") or "", m.get("user") or "?")
+                user = m.get("user") or ""
+                # People by their full names; the app's posts by the name they were posted under.
+                author = names[user] if m.get("bot_id") is None and user in names else m.get("author") or user or "?"
                 messages.append(
                     {
                         "ts": m["ts"],
                         "author": author,
                         "text": _mrkdwn_to_text(m.get("text") or ""),
                         "from_app": m.get("bot_id") is not None,
-                        "card": _card(m.get("blocks"), names),
+                        "card": _card(m.get("blocks"), names, channel_names),
                         "earlier": False,
                     }
                 )
@@ -467,7 +470,7 @@ def _join_value(blocks: object) -> str | None:
     return None
 
 
-def _card(blocks: object, names: Mapping[str, str]) -> dict[str, Any] | None:
+def _card(blocks: object, names: Mapping[str, str], channels: Mapping[str, str]) -> dict[str, Any] | None:
     """A Block Kit message as plain parts for the page: title, lines, fields, context, buttons."""
     if not isinstance(blocks, list) or not blocks:
         return None
@@ -475,6 +478,7 @@ def _card(blocks: object, names: Mapping[str, str]) -> dict[str, Any] | None:
     def text(node: object) -> str:
         raw = str(node.get("text", "")) if isinstance(node, Mapping) else ""
         raw = re.sub(r"<@(\w+)>", lambda m: "@" + names.get(m.group(1), m.group(1)), raw)
+        raw = re.sub(r"<#(\w+)> \(#[^)]*\)", lambda m: "#" + channels.get(m.group(1), m.group(1)), raw)
         return _mrkdwn_to_text(raw).replace("*", "")
 
     card: dict[str, Any] = {"title": "", "lines": [], "fields": [], "context": [], "buttons": []}

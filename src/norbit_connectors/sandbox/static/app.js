@@ -107,8 +107,8 @@
         const unread = c.messages.length - (ui.seen[c.id] || 0);
         const button = el("button", {
           type: "button", className: "channel" + (c.id === ui.channel ? " active" : "") + (c.is_archived ? " archived" : ""),
-          textContent: (c.is_private ? "🔒 " : "# ") + c.name,
         });
+        button.append(el("span", { className: c.is_private ? "mark lock" : "mark", textContent: c.is_private ? "" : "#" }), c.name);
         button.dataset.id = c.id; button.dataset.name = c.name; button.dataset.archived = String(c.is_archived);
         if (unread > 0 && c.id !== ui.channel) button.append(el("span", { className: "unread", textContent: String(unread) }));
         button.addEventListener("click", () => selectChannel(c.id));
@@ -119,7 +119,8 @@
     if (!changed("channelView", channel || null)) return;
     if (!channel) return;
     ui.seen[channel.id] = channel.messages.length;
-    $("channel-title").textContent = (channel.is_private ? "🔒 " : "#") + channel.name + (channel.is_archived ? " (archived)" : "");
+    $("channel-title").replaceChildren(el("span", { className: channel.is_private ? "mark lock" : "mark", textContent: channel.is_private ? "" : "#" }),
+      channel.name + (channel.is_archived ? " (archived)" : ""));
     $("channel-title").dataset.archived = String(channel.is_archived);
     $("channel-members").textContent = "Members: " + channel.member_names.join(", ");
     const box = $("slack-messages");
