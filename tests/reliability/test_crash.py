@@ -34,8 +34,8 @@ def test_accepted_messages_survive_sigkill_before_delivery(tmp_path: Path, backe
         env = slack_env(emu, main)
         args = _args(backend, tmp_path / "hub.sqlite3", lease=3)
         with children((args, env)) as [first]:
-            # The channels exist first, so the kill below lands in message delivery (see test_crash_windows.py
-            # for a kill during channel creation).
+            # The channels exist first, so the kill below lands in message delivery (test_crash_windows.py
+            # covers the calls that open a channel).
             first.call("accept", "accepted", messages=[message(c, f"u-{c}", 0) for c in conversations])
             first.call("idle", "idle")
             # From now on every Slack call takes 0.5 s: the hub accepts far faster than it can deliver.
