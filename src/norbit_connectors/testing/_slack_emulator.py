@@ -25,6 +25,7 @@ from ._slack._api import DEFAULT_BOT_SCOPES, DEFAULT_USER_SCOPES, METHODS, Works
 from ._slack._events import DeliveryResult, HttpResponseLike, SlackRequest, json_body
 from ._slack._model import ApiError, ChannelRecord, FileRecord, Identity, MessageRecord
 from ._slack._ratelimit import RATE_PROFILES, RateLimiter
+from ._slack._socket import SocketAck, SocketModeServer
 
 __all__ = [
     "DEFAULT_BOT_SCOPES",
@@ -35,6 +36,7 @@ __all__ = [
     "SlackCall",
     "SlackEmulator",
     "SlackRequest",
+    "SocketAck",
 ]
 
 FaultKind = Literal[429, 500, 503, "reset", "latency"]
@@ -151,6 +153,16 @@ class SlackEmulator:
         self._scripted: dict[str, list[_Fault]] = {}
         self._random_faults: _RandomFaults | None = None
         self._event_count = 0
+        # Socket Mode: an app-level token (its own generator, so the workspace's ids stay as they were) and a
+        # WebSocket server started by the first apps.connections.open.
+        app_random = random.Random(f"app-token:{seed}")
+        self._app_token = "xapp-1-{}-{}-{}".format(
+            self._ws.app_id,
+            "".join(app_random.choice("0123456789") for _ in range(13)),
+            "".join(app_random.choice("0123456789abcdef") for _ in range(64)),
+        )
+        self._seed = seed
+        self._socket: SocketModeServer | None = None
 
     def __repr__(self) -> str:
         state = self.base_url if self._server is not None else "not started"
@@ -174,6 +186,10 @@ class SlackEmulator:
     def close(self) -> None:
         """Stop serving (idempotent)."""
         server, self._server = self._server, None
+        with self._lock:
+            socket_server, self._socket = self._socket, None
+        if socket_server is not None:
+            socket_server.close()
         if server is None:
             return
         server.shutdown()
@@ -215,6 +231,11 @@ class SlackEmulator:
     def user_token(self) -> str:
         """The installing user's token (``xoxp-``): it can unarchive channels."""
         return self._ws.user_token
+
+    @property
+    def app_token(self) -> str:
+        """The app-level token (``xapp-``, scope ``connections:write``) for Socket Mode."""
+        return self._app_token
 
     @property
     def signing_secret(self) -> str:
@@ -615,6 +636,8 @@ class SlackEmulator:
             try:
                 if parse_error is not None:
                     raise ApiError(parse_error)
+                if method == "apps.connections.open" or (token and token == self._app_token):
+                    return 200, self._connections_open(method, token), {}
                 identity = self._ws.identity(token)
                 channel = args.get("channel") if method == "chat.postMessage" else None
                 if isinstance(channel, str) and channel not in self._ws.channels:
@@ -983,3 +1006,83 @@ class SlackEmulator:
             signing_secret=self._signing_secret,
             timestamp=timestamp,
         )
+
+    # ---------------------------------------------------------------- Socket Mode
+
+    def _connections_open(self, method: str, token: str | None) -> dict[str, Any]:
+        """apps.connections.open (called with the lock held)."""
+        if not token:
+            raise ApiError("not_authed")
+        if method != "apps.connections.open":
+            raise ApiError("not_allowed_token_type")  # an app-level token calls nothing else
+        if token != self._app_token:
+            if token in self._ws.identities:
+                raise ApiError("not_allowed_token_type")
+            raise ApiError("invalid_auth")
+        if self._socket is None:
+            self._socket = SocketModeServer(app_id=self._ws.app_id, seed=self._seed)
+        return {"ok": True, "url": self._socket.issue_url()}
+
+    def _socket_server(self) -> SocketModeServer:
+        with self._lock:
+            if self._socket is None:
+                raise UsageError("no Socket Mode client has called apps.connections.open yet")
+            return self._socket
+
+    def socket_deliver(self, request: SlackRequest, *, timeout: float = 10.0) -> dict[str, Any] | None:
+        """Send ``request`` (from :meth:`post_as_user`, :meth:`slash_command`, :meth:`block_action`, ...) as a
+        Socket Mode envelope to the newest connected client and wait for its ack: returns the ack's payload
+        (``None`` if it acked without one). ``TimeoutError`` if no client acks within ``timeout`` seconds.
+
+        A request made with :meth:`SlackRequest.retry` goes out with its ``retry_attempt`` and ``retry_reason``.
+        Blocking: from async code use :meth:`asocket_deliver`.
+        """
+        types = {"event": "events_api", "slash_command": "slash_commands", "block_actions": "interactive"}
+        envelope_type = types.get(request.kind)
+        if envelope_type is None:
+            raise UsageError(f"a {request.kind} request does not travel over Socket Mode")
+        retry = request.headers.get("X-Slack-Retry-Num")
+        ack = self._socket_server().deliver(
+            envelope_type,
+            request.payload,
+            accepts_response_payload=envelope_type == "slash_commands",
+            retry_attempt=int(retry) if retry else 0,
+            retry_reason=request.headers.get("X-Slack-Retry-Reason", "") if retry else "",
+            timeout=timeout,
+        )
+        return None if ack.payload is None else dict(ack.payload)
+
+    async def asocket_deliver(self, request: SlackRequest, *, ack_timeout: float = 10.0) -> dict[str, Any] | None:
+        """:meth:`socket_deliver` without blocking the event loop (asyncio or trio)."""
+        return await anyio.to_thread.run_sync(lambda: self.socket_deliver(request, timeout=ack_timeout))
+
+    def socket_disconnect(self, reason: str = "refresh_requested", *, timeout: float = 10.0) -> None:
+        """Send the newest client a ``disconnect`` message and wait until it has reconnected (blocking)."""
+        self._socket_server().disconnect(reason, timeout=timeout)
+
+    def socket_wait_connected(self, timeout: float = 10.0) -> bool:
+        """Wait until a Socket Mode client is connected; ``False`` if none is after ``timeout`` seconds."""
+        with self._lock:
+            server = self._socket
+        return server is not None and server.wait_connected(timeout)
+
+    @property
+    def socket_acks(self) -> list[SocketAck]:
+        """Every Socket Mode ack received, in order."""
+        with self._lock:
+            server = self._socket
+        return [] if server is None else server.acks
+
+    @property
+    def socket_connections(self) -> int:
+        """Socket Mode connections open now."""
+        with self._lock:
+            server = self._socket
+        return 0 if server is None else server.connection_count
+
+    @property
+    def socket_connections_opened(self) -> int:
+        """Socket Mode connections accepted so far, including closed ones."""
+        with self._lock:
+            server = self._socket
+        return 0 if server is None else server.connections_opened

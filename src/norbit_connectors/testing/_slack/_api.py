@@ -126,6 +126,7 @@ METHODS: dict[str, MethodSpec] = {
     spec.name: spec
     for spec in (
         _spec("auth.test", 4, (), None),
+        _spec("apps.connections.open", 3, (), None),  # app-level tokens only: served by the emulator itself
         _spec("conversations.create", 2, ("name",), _MANAGE, missing_code="missing_argument"),
         _spec("conversations.join", 3, ("channel",), _JOIN, channel_scoped=True),
         _spec("conversations.invite", 3, ("channel", "users"), _INVITE, channel_scoped=True),
