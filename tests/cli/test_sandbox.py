@@ -1,6 +1,10 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -14,7 +18,7 @@ from hypothesis import strategies as st
 from norbit_connectors._doctor import DoctorSettings, run_doctor
 from norbit_connectors.exceptions import ConfigurationError
 from norbit_connectors.sandbox import SandboxServer, slack_config_from_env
-from norbit_connectors.sandbox._app import customer_key
+from norbit_connectors.sandbox._app import _card, _mrkdwn_to_text, customer_key
 from norbit_connectors.testing._slack_emulator import SlackEmulator
 
 T = TypeVar("T")
@@ -260,3 +264,43 @@ def test_customer_key_is_a_stable_slug(name: str) -> None:
     assert key and len(key) <= 48
     assert all(c.isascii() and (c.isalnum() or c == "-") for c in key)
     assert json.loads(json.dumps(key)) == key
+
+
+def test_command_line_serves_until_ctrl_c(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SLACK_") and "proxy" not in k.lower()}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "norbit_connectors.cli", "sandbox", "--no-open", "--data", str(tmp_path / "s.db")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        assert process.stdout is not None
+        first = process.stdout.readline()
+        url = first.split(" on ", 1)[1].split()[0]
+        assert url.startswith("http://127.0.0.1:")
+        assert httpx.get(url + "api/state", timeout=30).json()["mode"] == "emulator"
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 0, err
+    assert "Stopping" in out and "Traceback" not in err
+
+
+@given(st.text(max_size=200))
+def test_slack_text_for_display_never_fails(text: str) -> None:
+    shown = _mrkdwn_to_text(text)
+    assert isinstance(shown, str)
+    assert _mrkdwn_to_text("<@U1|ann> &lt;b&gt; <https://x.example|docs> <#C1|sales>") == "@ann <b> docs #sales"
+
+
+@given(st.recursive(st.none() | st.text(max_size=5) | st.integers(), lambda inner: st.lists(inner, max_size=3)
+                    | st.dictionaries(st.sampled_from(["type", "text", "fields", "elements", "action_id"]), inner,
+                                      max_size=4)))  # fmt: skip
+def test_any_blocks_render_as_a_card_or_nothing(blocks: object) -> None:
+    card = _card(blocks, {}, {})
+    assert card is None or set(card) == {"title", "lines", "fields", "context", "buttons"}
