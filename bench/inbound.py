@@ -23,7 +23,7 @@ from typing import Any
 
 import anyio
 
-from norbit_connectors import AgentReply, Conversation, Delivery, Message, User
+from norbit_connectors import Agent, AgentReply, Conversation, Delivery, Message, User
 from norbit_connectors._connector import HttpResponse
 from norbit_connectors.hub import Hub
 from norbit_connectors.slack import SlackConfig, SlackConnector, SlackLimiter
@@ -35,6 +35,7 @@ from ._table import ratio, render, summarise_latencies
 __all__ = ["run"]
 
 Request = tuple[dict[str, str], bytes]
+AGENTS = [Agent(id="ann", name="Ann", email="ann@support.example")]
 Handler = Callable[[dict[str, str], bytes], Awaitable[HttpResponse]]
 
 
@@ -90,11 +91,12 @@ async def _norbit(
 
     async def on_agent_reply(reply: AgentReply) -> Delivery | None:
         nonlocal replies
-        replies += 1
+        if reply.agent is not None and reply.agent.id == "ann" and reply.message.text.startswith("answer number "):
+            replies += 1
         return None
 
     slack = SlackConnector(ws.config(), limiter=SlackLimiter(enabled=False))
-    hub = Hub(store=store, connectors=[slack], on_agent_reply=on_agent_reply)
+    hub = Hub(store=store, connectors=[slack], agents=AGENTS, on_agent_reply=on_agent_reply)
     async with hub:
         channels: list[str] = []
         for c in range(n_channels):
@@ -126,7 +128,7 @@ async def _norbit(
 
     # The same connector attached to a hub that is not running: only the acks (verify, parse, durable accept)
     # compete for the process. The accepted jobs stay in the store, counted below.
-    idle = Hub(store=store, connectors=[slack])
+    idle = Hub(store=store, connectors=[slack], agents=AGENTS)
     events = _build_events(ws, channels, n_events, start=warmup + n_events)
     await store.open()
     try:
