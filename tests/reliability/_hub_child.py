@@ -12,7 +12,8 @@ on stdin with JSON lines on stdout:
 - ``{"op": "stop"}``: leaves the hub and exits.
 
 At start it prints ``{"op": "ready", "port": P}``: with ``--http``, P is the port of the Slack Request URL
-(``http://127.0.0.1:P/slack``, served through ``SlackConnector.asgi_app()``), else null. With ``--replies``, every
+(``http://127.0.0.1:P/slack``, ``SlackConnector.asgi_app()`` under uvicorn on asyncio, under a minimal server
+on trio), else null. With ``--replies``, every
 ``on_agent_reply`` callback appends one JSON line (conversation id, message id, text, pid) to that file.
 """
 
@@ -157,7 +158,22 @@ async def main(args: argparse.Namespace) -> None:
     )
     async with hub, anyio.create_task_group() as tg:
         port = None
-        if args.http:
+        server = None
+        if args.http and args.backend == "asyncio":
+            # As deployed (docs/deploying.md): uvicorn in front of the connector's ASGI app.
+            import socket
+
+            import uvicorn
+
+            sock = socket.socket()
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+            server = uvicorn.Server(uvicorn.Config(slack.asgi_app(), lifespan="off", log_level="warning"))
+            tg.start_soon(server.serve, [sock])
+            while not server.started:  # noqa: ASYNC110 - uvicorn has no event to wait on
+                await anyio.sleep(0.01)
+        elif args.http:
+            # uvicorn runs on asyncio only: on trio, a minimal server in front of the same ASGI app.
             listener = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=0)
             port = listener.extra(anyio.abc.SocketAttribute.local_port)
             tg.start_soon(_serve_http, listener, slack.asgi_app())
@@ -180,7 +196,10 @@ async def main(args: argparse.Namespace) -> None:
                 break
             else:
                 raise SystemExit(f"unknown op {op!r}")
-        tg.cancel_scope.cancel()
+        if server is not None:
+            server.should_exit = True
+        else:
+            tg.cancel_scope.cancel()
     _emit({"op": "stopped"})
 
 
