@@ -70,6 +70,7 @@ def test_sigkill_in_the_middle_of_relaying_a_thousand_messages(tmp_path: Path, b
             rest = [message(c, f"u-{c}", i) for i in range(1, per_conversation) for c in conversations]
             first.call("accept", "accepted", messages=rest)
             while sum(map(len, relayed(emu).values())) < len(conversations) + (total - len(conversations)) // 3:
+                assert first.proc.poll() is None, first.errors()
                 time.sleep(0.02)
             first.kill()
         before = sum(map(len, relayed(emu).values()))
