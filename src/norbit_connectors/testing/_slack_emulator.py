@@ -1019,14 +1019,16 @@ class SlackEmulator:
             if token in self._ws.identities:
                 raise ApiError("not_allowed_token_type")
             raise ApiError("invalid_auth")
-        if self._socket is None:
-            self._socket = SocketModeServer(app_id=self._ws.app_id, seed=self._seed)
-        return {"ok": True, "url": self._socket.issue_url()}
+        return {"ok": True, "url": self._socket_server(create=True).issue_url()}
 
-    def _socket_server(self) -> SocketModeServer:
+    def _socket_server(self, *, create: bool = False) -> SocketModeServer:
         with self._lock:
             if self._socket is None:
-                raise UsageError("no Socket Mode client has called apps.connections.open yet")
+                if not create:
+                    raise UsageError("no Socket Mode client has called apps.connections.open yet")
+                if self._server is None:
+                    raise UsageError("the SlackEmulator is not started")
+                self._socket = SocketModeServer(app_id=self._ws.app_id, seed=self._seed)
             return self._socket
 
     def socket_deliver(self, request: SlackRequest, *, timeout: float = 10.0) -> dict[str, Any] | None:
@@ -1062,9 +1064,7 @@ class SlackEmulator:
 
     def socket_wait_connected(self, timeout: float = 10.0) -> bool:
         """Wait until a Socket Mode client is connected; ``False`` if none is after ``timeout`` seconds."""
-        with self._lock:
-            server = self._socket
-        return server is not None and server.wait_connected(timeout)
+        return self._socket_server(create=True).wait_connected(timeout)
 
     @property
     def socket_acks(self) -> list[SocketAck]:
