@@ -14,10 +14,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from norbit_connectors.exceptions import ConfigurationError, NorbitError, UsageError
-from norbit_connectors.hub import Hub
+from norbit_connectors import HttpResponse
+from norbit_connectors.exceptions import ConfigurationError, PermissionDenied, UsageError
 from norbit_connectors.slack import JOIN_ACTION_ID, SlackConnector, SlackLimiter
-from norbit_connectors.slack._connector import HttpResponse
 from norbit_connectors.slack.socket_mode import SocketModeReceiver, ack_payload
 from norbit_connectors.store import SQLiteStore
 from norbit_connectors.testing._slack._socket import accept_key
@@ -154,7 +153,7 @@ async def test_bad_app_tokens_are_clear_errors(workspace: Workspace) -> None:
     before = _threads()
     wrong = "xapp-1-A0-1-not-the-app-token"
     receiver = SocketModeReceiver(slack, wrong)
-    with pytest.raises(NorbitError) as caught:
+    with pytest.raises(PermissionDenied) as caught:
         async with receiver:
             pass
     assert caught.value.code == "invalid_auth"
