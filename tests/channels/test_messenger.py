@@ -30,6 +30,8 @@ async def test_customer_to_slack_and_reply_back_with_own_echoes_ignored(workspac
             state = await hub.conversation(conversation_id)
             assert state is not None
             assert (state.conversation.source, state.conversation.department_id) == ("messenger", "sales")
+            assert state.conversation.user.name == "Lea"  # from the profile API
+            assert state.conversation.user.avatar_url is not None
             channel = await slack.channel_for(conversation_id)
             assert channel is not None
             assert [m["text"] for m in workspace.emu.messages(channel)] == ["Bonjour"]
@@ -82,7 +84,8 @@ async def test_instagram_conversation(workspace: Workspace) -> None:
             await hub.wait_idle()
             state = await hub.conversation(conversation_id)
             assert state is not None and state.conversation.source == "messenger"
-            assert state.conversation.user.details["platform"] == "Instagram"
+            assert state.conversation.user.details == {"platform": "Instagram", "instagram": "@insta"}
+            assert state.conversation.user.name == "Insta"
             files = [("card.pdf", b"%PDF", "application/pdf")]
             await workspace.agent_answers(slack, conversation_id, "from Slack", files=files)
             await hub.wait_idle()

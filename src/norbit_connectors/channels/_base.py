@@ -10,7 +10,7 @@ from typing import Any, ClassVar
 
 from attrs import frozen
 
-from .._connector import Connector, HttpResponse
+from .._connector import Connector, HttpResponse, Role
 from .._events import DeliverReply, HubEvent
 from .._models import Attachment, Conversation, Message, converter
 from ..exceptions import ConfigurationError, UsageError
@@ -49,7 +49,7 @@ class InboundMessage:
 class ChannelConnector(Connector, abc.ABC):
     """Base of the customer-side connectors of this package."""
 
-    role: ClassVar[Any] = "customer"
+    role: ClassVar[Role] = "customer"
     service: ClassVar[str] = ""
     #: Largest file fetched into ``Attachment.content``; larger ones arrive as a name only.
     max_file_bytes: int = 20 << 20
@@ -68,6 +68,10 @@ class ChannelConnector(Connector, abc.ABC):
     @abc.abstractmethod
     async def _fetch(self, media: MediaRef) -> bytes | None:
         """Hook: the bytes of a file the customer sent (None when larger than :attr:`max_file_bytes`)."""
+
+    async def _enrich(self, conversation: Conversation) -> Conversation:
+        """Hook: complete what the webhook did not say about the customer (their name, from a profile API)."""
+        return conversation
 
     def _window_namespace(self) -> str | None:
         """Hook: the store namespace where the time of the customer's last message is kept, if tracked."""
@@ -100,7 +104,7 @@ class ChannelConnector(Connector, abc.ABC):
         if job.kind != INBOUND_JOB:
             raise UsageError(f"connector {self.name!r} has no job kind {job.kind!r}")
         payload = job.payload
-        conversation = converter.structure(payload["conversation"], Conversation)
+        conversation = await self._enrich(converter.structure(payload["conversation"], Conversation))
         attachments: list[Attachment] = []
         for raw in payload.get("media") or ():
             media = converter.structure(raw, MediaRef)

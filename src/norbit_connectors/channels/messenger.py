@@ -10,15 +10,16 @@ Suite) arrive as echoes and are kept in the conversation's transcript as agent m
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Mapping
 from typing import Any, ClassVar, Literal
 
-from attrs import field, frozen
+from attrs import evolve, field, frozen
 
 from .._connector import HttpResponse
 from .._events import DeliverReply
 from .._models import Attachment, Conversation, Message, User, converter
-from ..exceptions import ConfigurationError, InvalidRequest, PermissionDenied
+from ..exceptions import ConfigurationError, InvalidRequest, NotFound, PermissionDenied
 from ..store import Batch, Job, NewJob, Put, TranscriptEntry
 from ._base import (
     ChannelConnector,
@@ -40,6 +41,7 @@ TEXT_LIMIT = 2000
 WINDOW_SECONDS = 24 * 3600.0
 ECHO_JOB = "in.echo"
 OUTSIDE_WINDOW = 2018278
+log = logging.getLogger("norbit_connectors.channels.messenger")
 Platform = Literal["messenger", "instagram"]
 
 
@@ -231,6 +233,50 @@ class MessengerConnector(ChannelConnector):
             at=self.context.now(),
         )
         return Batch(transcript=[entry])
+
+    async def _enrich(self, conversation: Conversation) -> Conversation:
+        # Webhooks carry only the person's id: the name comes from the profile API, cached in the store.
+        namespace = f"{self.name}.profiles"
+        cached = await self.context.store.get(namespace, conversation.id)
+        if cached is not None and isinstance(cached.value, dict):
+            profile: dict[str, Any] = cached.value
+        else:
+            platform, person = self._peer(conversation, ("messenger", "instagram"))
+            fields = "name,username" if platform == "instagram" else "first_name,last_name,profile_pic"
+            try:
+                answer = await graph_call(
+                    self.http,
+                    SERVICE,
+                    "profile",
+                    "GET",
+                    f"{self._api}/{person}",
+                    self.config.page_access_token,
+                    params={"fields": fields},
+                )
+            except (PermissionDenied, NotFound, GraphError) as exc:
+                log.info("%s: no profile for %s (%s)", self.name, conversation.id, exc)
+                return conversation
+            first = str(answer.get("first_name") or "")
+            last = str(answer.get("last_name") or "")
+            profile = {
+                "name": str(answer.get("name") or f"{first} {last}".strip()),
+                "username": answer.get("username"),
+                "avatar_url": answer.get("profile_pic"),
+            }
+            await self.context.store.commit(
+                Batch(puts=[Put(namespace=namespace, key=conversation.id, value=profile)]), now=self.context.now()
+            )
+        user = conversation.user
+        details = dict(user.details)
+        if isinstance(profile.get("username"), str):
+            details["instagram"] = f"@{profile['username']}"
+        user = evolve(
+            user,
+            name=str(profile.get("name") or user.name),
+            avatar_url=profile.get("avatar_url") if isinstance(profile.get("avatar_url"), str) else user.avatar_url,
+            details=details,
+        )
+        return evolve(conversation, user=user)
 
     async def _fetch(self, media: MediaRef) -> bytes | None:
         # Attachment URLs are public, short-lived CDN links: no token.

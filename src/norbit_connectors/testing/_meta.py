@@ -369,6 +369,9 @@ class MetaEmulator(LoopbackEmulator):
             if len(rest) == 1 and request.method == "GET" and rest[0] in self._media:
                 self._auth(request, self.access_token)
                 return self._fault_or("media", lambda: self._media_info(rest[0]))
+            if len(rest) == 1 and request.method == "GET" and rest[0] in self._users:
+                self._auth(request, self.page_access_token)
+                return self._profile(self._users[rest[0]], request.query.get("fields", ""))
             if (
                 len(rest) == 2
                 and rest[1] == "messages"
@@ -422,6 +425,19 @@ class MetaEmulator(LoopbackEmulator):
                 headers={"Retry-After": str(fault.retry_after)},
             )
         raise _GraphError(fault.status, 1, "An unknown error occurred", kind="OAuthException")
+
+    def _profile(self, user: MetaUser, fields: str) -> Response:
+        first, _, last = user.name.partition(" ")
+        known: dict[str, Any] = {"id": user.id}
+        if user.platform == "instagram":
+            known.update(name=user.name, username=user.name.lower().replace(" ", "_"))
+        else:
+            known.update(first_name=first, last_name=last, profile_pic=f"{self.root_url}/cdn/avatar-{user.id}")
+        wanted = [f for f in fields.split(",") if f] or ["id"]
+        unknown = [f for f in wanted if f not in known and f != "id"]
+        if unknown:
+            raise _GraphError(400, 100, f"(#100) Tried accessing nonexisting field ({unknown[0]})")
+        return Response.json(200, {f: known[f] for f in [*wanted, "id"] if f in known})
 
     def _cdn(self, media_id: str) -> Response:
         media = self._media.get(media_id)
