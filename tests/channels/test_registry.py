@@ -76,3 +76,11 @@ def test_third_party_connectors_come_from_entry_points(plugin_path: Path) -> Non
         load("broken")
     # A third-party package cannot shadow a built-in connector.
     assert load("telegram") is TelegramConnector
+
+
+def test_without_httpx_the_error_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    from norbit_connectors.channels.telegram import TelegramConfig
+
+    monkeypatch.setitem(sys.modules, "httpx", None)  # what Python does when a package is not installed
+    with pytest.raises(ConfigurationError, match=r'pip install "norbit-connectors\[http\]"'):
+        TelegramConnector(TelegramConfig(bot_token="1:a", secret_token="s"))
