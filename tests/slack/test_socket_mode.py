@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
+import socket
+import struct
 import subprocess
 import sys
 import threading
+import urllib.parse
 from pathlib import Path
 
 import anyio
@@ -241,3 +245,92 @@ def test_example_runs_against_the_emulator() -> None:
     assert result.returncode == 0, result.stderr
     assert "agent reply: Hello from Slack" in result.stdout
     assert "/archive answered: Archiving this conversation and its channel." in result.stdout
+
+
+def _client_frame(opcode: int, data: bytes, *, fin: bool = True) -> bytes:
+    """A masked client frame, as RFC 6455 requires of clients."""
+    mask = b"\x01\x02\x03\x04"
+    head = bytes([(0x80 if fin else 0) | opcode])
+    if len(data) < 126:
+        head += bytes([0x80 | len(data)])
+    else:
+        head += bytes([0x80 | 126]) + struct.pack("!H", len(data))
+    return head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(data))
+
+
+def _read_frame(sock: socket.socket) -> tuple[int, bytes]:
+    def exact(size: int) -> bytes:
+        data = b""
+        while len(data) < size:
+            chunk = sock.recv(size - len(data))
+            assert chunk, "connection closed"
+            data += chunk
+        return data
+
+    b1, b2 = exact(2)
+    assert b2 & 0x80 == 0  # servers never mask
+    length = b2 & 0x7F
+    if length == 126:
+        (length,) = struct.unpack("!H", exact(2))
+    elif length == 127:
+        (length,) = struct.unpack("!Q", exact(8))
+    return b1 & 0x0F, exact(length)
+
+
+def _handshake(url: str) -> tuple[socket.socket, bytes]:
+    parts = urllib.parse.urlsplit(url)
+    assert parts.port is not None
+    sock = socket.create_connection(("127.0.0.1", parts.port), timeout=5)
+    key = base64.b64encode(b"0123456789abcdef").decode()
+    request = (
+        f"GET {parts.path}?{parts.query} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+        f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    sock.sendall(request.encode())
+    head = b""
+    while b"\r\n\r\n" not in head:
+        chunk = sock.recv(1)
+        if not chunk:
+            break
+        head += chunk
+    if head.startswith(b"HTTP/1.1 101"):
+        assert f"Sec-WebSocket-Accept: {accept_key(key)}".encode() in head
+    return sock, head
+
+
+def test_emulator_websocket_speaks_rfc6455(workspace: Workspace) -> None:
+    from slack_sdk import WebClient
+
+    emu = workspace.emu
+    web = WebClient(base_url=emu.base_url, retry_handlers=[])
+    url = web.apps_connections_open(app_token=emu.app_token)["url"]
+    sock, head = _handshake(url)
+    with sock:
+        assert head.startswith(b"HTTP/1.1 101")
+        opcode, hello = _read_frame(sock)
+        assert opcode == 0x1 and json.loads(hello)["type"] == "hello"
+        sock.sendall(_client_frame(0x9, b"are you there"))
+        assert _read_frame(sock) == (0xA, b"are you there")
+        # An ack split over two frames, with a ping in between, is one message.
+        delivered: list[dict[str, object] | None] = []
+        request = emu.slash_command("/help", workspace.ann, workspace.main)
+        sender = threading.Thread(target=lambda: delivered.append(emu.socket_deliver(request)))
+        sender.start()
+        opcode, raw = _read_frame(sock)
+        envelope = json.loads(raw)
+        assert (opcode, envelope["type"], envelope["accepts_response_payload"]) == (0x1, "slash_commands", True)
+        assert envelope["payload"]["command"] == "/help"
+        ack = json.dumps({"envelope_id": envelope["envelope_id"], "payload": {"text": "x" * 300}}).encode()
+        sock.sendall(_client_frame(0x1, ack[:100], fin=False))
+        sock.sendall(_client_frame(0x9, b"mid"))
+        assert _read_frame(sock) == (0xA, b"mid")
+        sock.sendall(_client_frame(0x0, ack[100:]))
+        sender.join(timeout=10)
+        assert delivered == [{"text": "x" * 300}]
+        sock.sendall(_client_frame(0x8, struct.pack("!H", 1000)))
+        assert _read_frame(sock) == (0x8, struct.pack("!H", 1000))
+    # A ticket is good for one connection; a made-up one for none.
+    for bad in (url, url.replace("ticket=", "ticket=0")):
+        refused, head = _handshake(bad)
+        refused.close()
+        assert head.startswith(b"HTTP/1.1 401")

@@ -70,6 +70,8 @@ class _Connection:
         self.send_lock = threading.Lock()
         self.open = False
         self.buffer = b""
+        self.message_opcode: int | None = None
+        self.fragments: list[bytes] = []
 
     def recv_exact(self, size: int) -> bytes:
         while len(self.buffer) < size:
@@ -128,9 +130,8 @@ class _Connection:
             self.sock.sendall(head.encode("ascii") + body)
 
     def read_message(self) -> tuple[int, bytes]:
-        """The next complete message (continuations joined); control frames come back as they arrive."""
-        opcode_of_message: int | None = None
-        parts: list[bytes] = []
+        """The next complete message (continuations joined); control frames come back as they arrive, also
+        between the fragments of a message, so the fragments gathered so far live on the connection."""
         while True:
             b1, b2 = self.recv_exact(2)
             fin, opcode = b1 & 0x80, b1 & 0x0F
@@ -149,10 +150,17 @@ class _Connection:
             if opcode >= 0x8:
                 return opcode, data
             if opcode != OP_CONTINUATION:
-                opcode_of_message = opcode
-            parts.append(data)
-            if fin and opcode_of_message is not None:
-                return opcode_of_message, b"".join(parts)
+                self.message_opcode, self.fragments = opcode, []
+            elif self.message_opcode is None:
+                raise _Closed  # a continuation of nothing: a protocol error
+            self.fragments.append(data)
+            if sum(len(f) for f in self.fragments) > _MAX_FRAME:
+                self.send_frame(OP_CLOSE, struct.pack("!H", 1009))
+                raise _Closed
+            if fin:
+                message = self.message_opcode, b"".join(self.fragments)
+                self.message_opcode, self.fragments = None, []
+                return message
 
     def serve(self) -> None:
         try:
