@@ -129,6 +129,7 @@ def _one(conversations: int, per_conversation: int, workers: int) -> dict[str, A
         "x_minimum": elapsed / minimum if minimum else math.nan,
         "min_at_our_burst_s": ours_minimum,
         "http_429": statuses.get(429, 0),
+        "429_on": ",".join(sorted({call.method for call in calls if call.status == 429})) or None,
         "api_calls": len(calls),
         "lost": expected - posted,
         "notices": notices,
