@@ -55,8 +55,8 @@ class Workspace:
             return None
 
         extra: dict[str, Any] = {"clock": clock} if clock is not None else {}
+        kw.setdefault("store", MemoryStore())
         hub = Hub(
-            store=MemoryStore(),
             connectors=[slack, *connectors],
             agents=AGENTS,
             departments=DEPARTMENTS,

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from norbit_connectors.channels.telegram import TelegramConfig, TelegramConnector
@@ -11,6 +13,7 @@ from norbit_connectors.exceptions import (
     RemoteError,
     TransportError,
 )
+from norbit_connectors.store import SQLiteStore
 from norbit_connectors.testing._telegram import TelegramEmulator
 
 from .conftest import Workspace
@@ -205,3 +208,25 @@ def test_config_validation() -> None:
         TelegramConfig(bot_token="nocolon", secret_token="ok")
     with pytest.raises(ConfigurationError):
         TelegramConnector("not a config")  # type: ignore[arg-type]
+
+
+async def test_accepted_message_survives_a_restart(workspace: Workspace, tmp_path: Path) -> None:
+    with TelegramEmulator() as tg:
+        zoe = tg.add_customer("Zoë")
+        photo = tg.send_photo(zoe, b"\xff\xd8 photo", caption="before the restart")
+        tg.fail_next("getFile", 503, times=1000)
+        path = tmp_path / "norbit.sqlite3"
+        telegram = connector(tg)
+        hub, _ = workspace.hub(telegram, store=SQLiteStore(path))
+        async with hub:
+            assert (await photo.deliver(telegram.handle_http)).status == 200
+        tg.clear_faults()
+        telegram = connector(tg)
+        hub, _ = workspace.hub(telegram, store=SQLiteStore(path))
+        async with hub:
+            assert (await photo.deliver(telegram.handle_http)).status == 200  # a redelivery: dropped
+            await hub.wait_idle()
+            transcript = await hub.store.transcript(f"telegram:{zoe.chat_id}")
+    assert [(e.message.text, e.message.attachments[0].content) for e in transcript] == [
+        ("before the restart", b"\xff\xd8 photo")
+    ]
