@@ -169,3 +169,42 @@ async def test_messenger_send_rules() -> None:
             assert failed.status_code == 500 and failed.json()["error"]["code"] == 1
         (echo,) = meta.take_echoes()
         assert json.loads(echo.body)["entry"][0]["messaging"][0]["message"]["is_echo"] is True
+
+
+async def test_webhooks_post_to_a_url_as_sent() -> None:
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    received: list[tuple[str, str, dict[str, str], bytes]] = []
+
+    class App(BaseHTTPRequestHandler):
+        def answer(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            received.append((self.command, self.path, dict(self.headers.items()), body))
+            self.send_response(202 if self.command == "POST" else 200)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+        do_GET = do_POST = answer
+
+        def log_message(self, format: str, *args: Any) -> None:
+            return
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), App)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/hook"
+    try:
+        with MetaEmulator() as meta:
+            delivery = meta.messenger_text(meta.messenger_user("Lea"), "hi")
+            result = await delivery.apost(url)
+            handshake = await meta.handshake(challenge="42").apost(url)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert (result.status, result.body, handshake.status) == (202, b"ok", 200)
+    (method, path, headers, body), (get, get_path, _, _) = received
+    assert (method, path, body) == ("POST", "/hook", delivery.body)
+    assert headers["X-Hub-Signature-256"] == delivery.headers["X-Hub-Signature-256"]
+    assert get == "GET" and get_path.startswith("/hook?hub.mode=subscribe&hub.challenge=42")
