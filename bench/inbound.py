@@ -166,7 +166,7 @@ def _bolt(ws: _Workspace, channels: Sequence[str], n_events: int, warmup: int) -
 
     events = _build_events(ws, channels, warmup + n_events, start=1_000_000)
     for headers, body in events[:warmup]:
-        response = app.dispatch(BoltRequest(body=body.decode("utf-8"), headers=headers))
+        response = app.dispatch(BoltRequest(body=body.decode("utf-8"), headers=_bolt_headers(headers)))
         assert response.status == 200, response.body
     handled = 0
     latencies: list[float] = []
@@ -174,7 +174,7 @@ def _bolt(ws: _Workspace, channels: Sequence[str], n_events: int, warmup: int) -
     started = clock()
     for headers, body in events[warmup:]:
         t0 = clock()
-        response = app.dispatch(BoltRequest(body=body.decode("utf-8"), headers=headers))
+        response = app.dispatch(BoltRequest(body=body.decode("utf-8"), headers=_bolt_headers(headers)))
         latencies.append(clock() - t0)
         if response.status != 200:
             raise RuntimeError(f"Bolt answered {response.status}: {response.body!r}")
@@ -182,6 +182,10 @@ def _bolt(ws: _Workspace, channels: Sequence[str], n_events: int, warmup: int) -
     if handled != n_events:
         raise RuntimeError(f"Bolt's listener ran {handled} times for {n_events} events")
     return {"events": n_events, "events_per_s": n_events / elapsed, **summarise_latencies(latencies)}
+
+
+def _bolt_headers(headers: dict[str, str]) -> dict[str, str | Sequence[str]]:
+    return dict(headers)
 
 
 def _bolt_channels(ws: _Workspace, n_channels: int) -> list[str]:

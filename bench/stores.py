@@ -97,7 +97,7 @@ def _worker(kind: str, target: str, worker: int, barrier: Barrier, seconds: floa
 
 def _measure(kind: str, target: str, processes: int, seconds: float) -> float:
     # fork starts in milliseconds; the parent holds no store connection, and each child opens its own.
-    ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
+    ctx: Any = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
     barrier = ctx.Barrier(processes)
     out = ctx.Queue()
     procs = [ctx.Process(target=_worker, args=(kind, target, w, barrier, seconds, out)) for w in range(processes)]
