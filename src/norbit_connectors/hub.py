@@ -743,13 +743,20 @@ class Hub:
                 self._wake = anyio.Event()
                 free = self._workers - len(self._inflight)
                 jobs: list[Job] = []
-                if free > 0:
-                    jobs = await self.store.claim_jobs(
-                        self._owner, now=self._clock(), lease_seconds=self._lease, limit=free
-                    )
-                    for job in jobs:
-                        self._inflight[job.id] = job
-                        await send.send(job)
+                try:
+                    if free > 0:
+                        jobs = await self.store.claim_jobs(
+                            self._owner, now=self._clock(), lease_seconds=self._lease, limit=free
+                        )
+                    next_time = None if jobs else await self.store.next_job_time()
+                except Exception:
+                    # The store failed (locked, unreachable, a damaged row): keep the hub alive and try again.
+                    log.exception("claiming jobs failed; trying again in %.1fs", self._poll)
+                    await anyio.sleep(self._poll)
+                    continue
+                for job in jobs:
+                    self._inflight[job.id] = job
+                    await send.send(job)
                 if jobs and len(jobs) == free:
                     # Workers are full; the next finished job wakes us.
                     await self._wake.wait()
@@ -757,7 +764,6 @@ class Hub:
                 if jobs:
                     continue
                 delay = self._poll
-                next_time = await self.store.next_job_time()
                 now = self._clock()
                 if next_time is not None and next_time > now:
                     # A retry comes due before the next poll. (A due job we could not claim is leased by a
@@ -772,13 +778,20 @@ class Hub:
             await anyio.sleep(self._lease / 3)
             until = self._clock() + self._lease
             for job_id in list(self._inflight):
-                await self.store.extend_lease(job_id, self._owner, until=until)
+                try:
+                    await self.store.extend_lease(job_id, self._owner, until=until)
+                except Exception:
+                    log.exception("extending the lease of job %s failed", job_id)
 
     async def _worker(self, receive: MemoryObjectReceiveStream[Job]) -> None:
         async with receive:
             async for job in receive:
                 try:
                     await self._run_job(job)
+                except Exception:
+                    # Recording the outcome failed (the store): the lease runs out and the job is done again,
+                    # where the connectors' reconciliation keeps it from doubling.
+                    log.exception("job %s (%s/%s): recording its outcome failed", job.id, job.connector, job.kind)
                 finally:
                     self._inflight.pop(job.id, None)
                     self._wake_up()

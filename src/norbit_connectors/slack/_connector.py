@@ -373,6 +373,14 @@ class SlackConnector(Connector):
         link, version = await self._doc(LINKS, key)
         if link is None or link.get("notice_ts"):
             return
+        now = self.context.now()
+        posting = link.get("notice_posting")
+        if posting and float(posting.get("until", 0)) > now:
+            # Another job (another conversation of the same customer) is posting this channel's notice.
+            raise RateLimited("notice is being posted", retry_after=0.25, code="notice_posting", service="slack")
+        claimed = {**link, "notice_posting": {"until": now + CREATE_LEASE_SECONDS}}
+        if not await self._put(Put(namespace=LINKS, key=key, value=claimed, expected_version=version)):
+            return  # the link changed: the caller looks again
         department = self.context.departments.get(conversation.department_id or "")
         assigned = self.config.agent_links.get(conversation.agent_id or "")
         card = {
@@ -385,10 +393,23 @@ class SlackConnector(Connector):
         }
         notice_channel = self.config.notice_channel(conversation.department_id)
         blocks, text = self._card(card, link)
-        posted = await self._post_to_notice_channel(notice_channel, blocks, text, conversation.id)
-        link = {**link, "notice_ts": posted, "notice_channel": notice_channel, "card": card}
-        if not await self._put(Put(namespace=LINKS, key=key, value=link, expected_version=version)):
-            log.warning("conversation %s: notice posted but its link changed meanwhile", conversation.id)
+        try:
+            posted = await self._post_to_notice_channel(notice_channel, blocks, text, conversation.id)
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await self._merge_link(key, {"notice_posting": None})
+            raise
+        await self._merge_link(
+            key, {"notice_ts": posted, "notice_channel": notice_channel, "card": card, "notice_posting": None}
+        )
+
+    async def _merge_link(self, key: str, changes: Mapping[str, Any]) -> None:
+        """Apply ``changes`` to the latest link (None removes a key), however often others write it meanwhile."""
+        while True:
+            link, version = await self._doc(LINKS, key)
+            merged = {k: v for k, v in {**(link or {}), **changes}.items() if v is not None}
+            if await self._put(Put(namespace=LINKS, key=key, value=merged, expected_version=version)):
+                return
 
     async def _post_to_notice_channel(
         self, channel: str, blocks: list[dict[str, Any]], text: str, conversation_id: str

@@ -59,6 +59,12 @@ _NOT_FOUND = frozenset(
 )
 _TRANSIENT = frozenset({"internal_error", "fatal_error", "service_unavailable", "request_timeout", "ratelimited"})
 
+#: Methods that must not be repeated blindly after a lost answer: Slack may have done them already. Their
+#: callers reconcile instead (message metadata in the channel's history), on the job's next attempt.
+NOT_IDEMPOTENT = frozenset(
+    {"chat.postMessage", "chat.postEphemeral", "conversations.create", "files.completeUploadExternal"}
+)
+
 INLINE_ATTEMPTS = 3
 MAX_INLINE_WAIT = 15.0
 
@@ -142,7 +148,7 @@ class SlackTransport:
                     log.info("Slack %s rate limited; waiting %.1fs", method, error.retry_after)
                     await self.limiter.sleep(error.retry_after)
                     continue
-            elif isinstance(error, TransportError) and attempt < INLINE_ATTEMPTS:
+            elif isinstance(error, TransportError) and attempt < INLINE_ATTEMPTS and method not in NOT_IDEMPOTENT:
                 await anyio.sleep(random.uniform(0.05, 0.2) * 2**attempt)
                 continue
             raise error
