@@ -97,8 +97,12 @@ class HubContext(abc.ABC):
 
     @abc.abstractmethod
     def hub_job(self, kind: str, conversation_id: str, payload: Mapping[str, Any]) -> NewJob:
-        """A job for the hub itself (``agent_reply``, ``archived_remotely``, ``claim``, ``customer_message``,
-        ``agent_edit``, ``agent_delete``), to return in a Batch or pass to :meth:`accept_inbound`."""
+        """A job for the hub itself, to return in a Batch or pass to :meth:`accept_inbound`.
+
+        Kinds and payloads: ``customer_message`` {conversation, message}; ``agent_message`` {conversation,
+        message, agent}; ``agent_reply`` {reply, origin}; ``archived_remotely`` {conversation_id};
+        ``agent_edit`` {reply}; ``agent_delete`` {conversation_id, message_id}. Values are unstructured with
+        ``norbit_connectors._models.converter``."""
 
     @property
     @abc.abstractmethod

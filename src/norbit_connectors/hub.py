@@ -44,6 +44,7 @@ from .exceptions import (
     AlreadyClaimed,
     ConfigurationError,
     NorbitError,
+    NotFound,
     PermissionDenied,
     RateLimited,
     TransportError,
@@ -92,6 +93,7 @@ class _HubJobs:
     AGENT_REPLY = "agent_reply"
     ARCHIVED_REMOTELY = "archived_remotely"
     CUSTOMER_MESSAGE = "customer_message"
+    AGENT_MESSAGE = "agent_message"
     AGENT_EDIT = "agent_edit"
     AGENT_DELETE = "agent_delete"
     ROUTE = "route"
@@ -493,6 +495,17 @@ class Hub:
             batch = self._plan_customer(conversation, message, state, doc.version if doc is not None else 0)
             # The connector deduplicated the platform's delivery when it accepted it.
             return evolve(batch, inbox=())
+        if job.kind == _HubJobs.AGENT_MESSAGE:
+            # An agent answered on the customer's app itself (a page inbox): into the transcript and to Slack.
+            conversation = converter.structure(payload["conversation"], Conversation)
+            message = converter.structure(payload["message"], Message)
+            agent = converter.structure(payload["agent"], Agent) if payload.get("agent") else None
+            doc = await self.store.get(CONVERSATIONS, conversation.id)
+            state = _state_from(doc.value) if doc is not None else None
+            batch = self._plan_other(
+                conversation, message, state, doc.version if doc is not None else 0, role="agent", agent=agent
+            )
+            return evolve(batch, inbox=())
         if job.kind == _HubJobs.ROUTE:
             await self._job_route(str(payload["op"]), str(payload["conversation_id"]))
             return None
@@ -820,7 +833,8 @@ class Hub:
                 job.id, self._owner, not_before=self._clock() + wait, error=str(exc), now=self._clock()
             )
             return
-        except (PermissionDenied, ConfigurationError) as exc:
+        except (PermissionDenied, ConfigurationError, NotFound) as exc:
+            # Retrying cannot help: bad credentials, a missing scope, a chat or channel that is gone.
             log.error("job %s (%s/%s) parked as a dead letter: %s", job.id, job.connector, job.kind, exc)
             await store.dead_letter_job(job.id, self._owner, reason=f"{type(exc).__name__}: {exc}", now=self._clock())
             return
