@@ -49,10 +49,10 @@ async def test_customer_to_slack_and_reply_back_with_own_echoes_ignored(workspac
     assert sent.body["messaging_type"] == "RESPONSE"
 
 
-async def test_answer_from_the_page_inbox_joins_the_transcript(workspace: Workspace) -> None:
+async def test_answer_from_the_page_inbox_joins_the_transcript_and_slack(workspace: Workspace) -> None:
     with MetaEmulator() as meta:
         messenger = connector(meta)
-        hub, _ = workspace.hub(messenger)
+        hub, slack = workspace.hub(messenger)
         lea = meta.messenger_user("Lea")
         conversation_id = f"messenger:{lea.id}"
         async with hub:
@@ -67,10 +67,13 @@ async def test_answer_from_the_page_inbox_joins_the_transcript(workspace: Worksp
             await hub.wait_idle()
             transcript = await hub.store.transcript(conversation_id)
             assert await hub.conversation(f"messenger:{stranger.id}") is None
+            channel = await slack.channel_for(conversation_id)
     assert [(e.role, e.message.text) for e in transcript] == [
         ("customer", "hello"),
         ("agent", "answered in Business Suite"),
     ]
+    assert channel is not None
+    assert [m["text"] for m in workspace.emu.messages(channel)] == ["hello", "answered in Business Suite"]
 
 
 async def test_instagram_conversation(workspace: Workspace) -> None:

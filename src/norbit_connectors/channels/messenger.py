@@ -20,7 +20,7 @@ from .._connector import HttpResponse
 from .._events import DeliverReply
 from .._models import Attachment, Conversation, Message, User, converter
 from ..exceptions import ConfigurationError, InvalidRequest, NotFound, PermissionDenied
-from ..store import Batch, Job, NewJob, Put, TranscriptEntry
+from ..store import Batch, Job, NewJob, Put
 from ._base import (
     ChannelConnector,
     InboundMessage,
@@ -224,15 +224,20 @@ class MessengerConnector(ChannelConnector):
         # Echo jobs queue behind the delivery that caused them, so our own messages are known by now.
         if await self.context.store.get(f"{self.name}.mids", echo.event_id) is not None:
             return None
-        if not echo.text or await self.context.conversation_state(echo.conversation_id) is None:
+        state = await self.context.conversation_state(echo.conversation_id)
+        if not echo.text or state is None:
             return None
-        entry = TranscriptEntry(
-            conversation_id=echo.conversation_id,
-            role="agent",
-            message=Message(id=echo.event_id, text=echo.text),
-            at=self.context.now(),
+        # Someone answered from the page's own inbox: the hub keeps it in the transcript and mirrors it to Slack.
+        job_for_hub = self.context.hub_job(
+            "agent_message",
+            echo.conversation_id,
+            {
+                "conversation": converter.unstructure(state.conversation),
+                "message": converter.unstructure(Message(id=echo.event_id, text=echo.text)),
+                "agent": None,
+            },
         )
-        return Batch(transcript=[entry])
+        return Batch(jobs=[job_for_hub])
 
     async def _enrich(self, conversation: Conversation) -> Conversation:
         # Webhooks carry only the person's id: the name comes from the profile API, cached in the store.
