@@ -21,7 +21,8 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule, run_state_machine_as_test
 
-from norbit_connectors.store import Batch, Job, MemoryStore, NewJob, SQLiteStore, Store
+from norbit_connectors._models import Message
+from norbit_connectors.store import Batch, Job, MemoryStore, NewJob, SQLiteStore, Store, TranscriptEntry
 
 KEYS = ("a", "b", "c")
 OWNERS = ("w1", "w2", "w3")
@@ -71,6 +72,7 @@ class OutboxMachine(RuleBasedStateMachine):
         self.leases: dict[int, tuple[str, float]] = {}
         self.dead: list[int] = []  # in the order they were parked
         self.finished: list[int] = []
+        self.finished_by_key: dict[str, list[int]] = {k: [] for k in KEYS}
 
     def call(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> Any:
         return self.portal.call(fn, *args)
@@ -124,6 +126,18 @@ class OutboxMachine(RuleBasedStateMachine):
         queue.pop(0)
         self.leases.pop(n, None)
         self.finished.append(n)
+        self.finished_by_key[self.key_of[n]].append(n)
+
+    def finish_batch(self, n: int) -> Batch:
+        """Each finish appends to its queue key's order log in the same transaction: the log is the true order."""
+        entry = TranscriptEntry(
+            conversation_id=f"order-{self.key_of[n]}", role="system", message=Message(id=str(n), text="")
+        )
+        return Batch(transcript=[entry])
+
+    def order_log(self, key: str, after_seq: int = 0) -> list[TranscriptEntry]:
+        entries: list[TranscriptEntry] = self.call(lambda: self.store.transcript(f"order-{key}", after_seq=after_seq))
+        return entries
 
     # -- rules -------------------------------------------------------------------------------------------
 
@@ -168,7 +182,7 @@ class OutboxMachine(RuleBasedStateMachine):
     @rule(data=st.data())
     def finish(self, data: st.DataObject) -> None:
         n, owner, holds = self.pick(data)
-        ok = self.call(lambda: self.store.finish_job(self.job_id(n), owner, now=self.now))
+        ok = self.call(lambda: self.store.finish_job(self.job_id(n), owner, batch=self.finish_batch(n), now=self.now))
         assert ok == holds
         if ok:
             self.finish_model(n)
@@ -231,7 +245,7 @@ class OutboxMachine(RuleBasedStateMachine):
         batches = [[self.new_job(key, 0.0) for key in keys] for keys in producers]
         now = self.now
         results: list[tuple[list[NewJob], tuple[int, ...]]] = []
-        finished: list[int] = []
+        logged = {key: len(self.finished_by_key[key]) for key in KEYS}
         busy = {n for n, (_, until) in self.leases.items() if until > now}
 
         producing = len(batches)
@@ -268,8 +282,8 @@ class OutboxMachine(RuleBasedStateMachine):
                         self.attempts[n] += 1
                         self.not_before[n] = now
                     else:
-                        assert await self.store.finish_job(job.id, name, now=now)
-                        finished.append(n)
+                        batch = self.finish_batch(n)
+                        assert await self.store.finish_job(job.id, name, batch=batch, now=now)
 
         async def burst() -> None:
             async with anyio.create_task_group() as tg:
@@ -285,10 +299,13 @@ class OutboxMachine(RuleBasedStateMachine):
         )
         for job, job_id in merged:
             self.record_enqueued([job], (job_id,))
-        for n in finished:
-            if self.id_of[n] is None:
-                self.id_of[n] = -2  # requeued and finished within the burst: id no longer needed
-            self.finish_model(n)
+        # The order log says in which order the finishes committed (the tasks may resume in another order).
+        for key in KEYS:
+            for entry in self.order_log(key, after_seq=logged[key]):
+                n = int(entry.message.id)
+                if self.id_of[n] is None:
+                    self.id_of[n] = -2  # requeued and finished within the burst: id no longer needed
+                self.finish_model(n)
 
     # -- invariants --------------------------------------------------------------------------------------
 
@@ -301,6 +318,11 @@ class OutboxMachine(RuleBasedStateMachine):
         dead = self.call(self.store.dead_letters)
         assert sorted(j.payload["n"] for j in dead) == sorted(self.dead)
         assert all(j.dead for j in dead)
+
+    @invariant()
+    def finishes_committed_in_queue_order(self) -> None:
+        for key in KEYS:
+            assert [int(e.message.id) for e in self.order_log(key)] == self.finished_by_key[key]
 
     @invariant()
     def next_job_time_is_the_earliest_head(self) -> None:
