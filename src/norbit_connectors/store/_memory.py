@@ -65,8 +65,11 @@ class MemoryStore:
         return None
 
     def _apply(self, batch: Batch, now: float) -> CommitResult:
+        # Convert every value before changing anything: a value that is not JSON must fail the whole batch.
+        values = [None if put.delete else _json_copy(put.value) for put in batch.puts]
+        payloads = [_json_copy(dict(new.payload)) for new in batch.jobs]
         versions: list[int] = []
-        for put in batch.puts:
+        for put, value in zip(batch.puts, values, strict=True):
             k = (put.namespace, put.key)
             if put.delete:
                 self._docs.pop(k, None)
@@ -74,7 +77,7 @@ class MemoryStore:
                 continue
             current = self._docs.get(k)
             version = (current.version if current is not None else 0) + 1
-            self._docs[k] = Document(value=_json_copy(put.value), version=version)
+            self._docs[k] = Document(value=value, version=version)
             versions.append(version)
         seqs: list[int] = []
         for entry in batch.transcript:
@@ -85,7 +88,7 @@ class MemoryStore:
         for key in batch.inbox:
             self._inbox[key] = now
         job_ids: list[int] = []
-        for new in batch.jobs:
+        for new, payload in zip(batch.jobs, payloads, strict=True):
             job_id = self._next_job_id
             self._next_job_id += 1
             self._jobs[job_id] = Job(
@@ -93,7 +96,7 @@ class MemoryStore:
                 queue_key=new.queue_key,
                 connector=new.connector,
                 kind=new.kind,
-                payload=_json_copy(dict(new.payload)),
+                payload=payload,
                 not_before=new.not_before,
                 created_at=now,
             )

@@ -25,6 +25,7 @@ import anyio
 import pytest
 
 from .._models import Attachment, Message
+from ..exceptions import UsageError
 from ..store import Batch, InboxKey, Job, NewJob, Put, Store, TranscriptEntry
 
 __all__ = ["JSON_SAMPLES", "StoreConformance"]
@@ -226,6 +227,27 @@ class StoreConformance:
             assert json.dumps(doc.value) == json.dumps(expected)  # same key order, same float text
         scanned = await store.scan("json")
         assert [d.value for _, d in scanned] == [json.loads(json.dumps(v)) for v in JSON_SAMPLES]
+
+    @pytest.mark.anyio
+    async def test_value_that_is_not_json_fails_the_whole_commit(self, store: Store) -> None:
+        bad_value = Batch(
+            puts=[Put(namespace="ns", key="ok", value=1), Put(namespace="ns", key="bad", value={1, 2})],
+            transcript=[_entry("c", 1)],
+            jobs=[_job("q")],
+        )
+        with pytest.raises((TypeError, UsageError)):
+            await store.commit(bad_value, now=0)
+        bad_payload = Batch(
+            puts=[Put(namespace="ns", key="ok", value=1)],
+            inbox=[InboxKey(source="s", event_id="e")],
+            jobs=[_job("q"), NewJob(queue_key="q", connector="c", kind="k", payload={"when": object()})],
+        )
+        with pytest.raises((TypeError, UsageError)):
+            await store.commit(bad_payload, now=0)
+        assert await store.get("ns", "ok") is None
+        assert await store.transcript("c") == []
+        assert await store.pending_jobs() == 0
+        assert (await store.commit(Batch(inbox=[InboxKey(source="s", event_id="e")]), now=0)).ok
 
     @pytest.mark.anyio
     async def test_returned_values_are_copies(self, store: Store) -> None:
