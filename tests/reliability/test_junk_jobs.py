@@ -84,12 +84,6 @@ async def test_junk_jobs_are_parked_and_the_rest_is_delivered(slack: Slack, tmp_
     assert all(p.reason for p in parked)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="row_to_job raises on a payload that is not JSON inside claim_jobs: the dispatcher dies and the hub "
-    "with it, at every restart",
-    raises=BaseException,
-)
 async def test_a_job_row_that_is_not_json_is_parked_not_fatal(slack: Slack, tmp_path: Path) -> None:
     path = tmp_path / "hub.sqlite3"
     connector = slack.connector()

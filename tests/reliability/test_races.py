@@ -14,11 +14,6 @@ from .conftest import Slack
 pytestmark = pytest.mark.anyio
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="SlackConnector._post_notice: a notice posted while another job changed the channel link is not "
-    "recorded, and is posted again; two jobs can post it at once",
-)
 async def test_two_conversations_of_one_customer_starting_together_get_one_channel_and_one_notice(
     slack: Slack,
 ) -> None:
