@@ -52,6 +52,7 @@ from .exceptions import (
 )
 from .routing import Routing, RoutingEngine
 from .store import Batch, InboxKey, Job, MemoryStore, NewJob, Put, Store, TranscriptEntry
+from .store._schema import UNDECODABLE
 
 __all__ = ["DeadLetter", "Hub"]
 
@@ -83,8 +84,12 @@ class DeadLetter:
     attempts: int
 
 
-class _Conflict(Exception):
-    """A compare-and-swap lost against a concurrent writer: plan again."""
+class _RetrySoon(Exception):
+    """Perform the job again at once (after a short wait), within the same lease."""
+
+
+_QUICK_RETRIES = 40
+_QUICK_WAIT = 2.0
 
 
 class _HubJobs:
@@ -812,6 +817,21 @@ class Hub:
 
     async def _run_job(self, job: Job) -> None:
         store = self.store
+        if UNDECODABLE in job.payload:
+            await store.dead_letter_job(
+                job.id, self._owner, reason="the stored payload is damaged and cannot be read", now=self._clock()
+            )
+            return
+        for _ in range(_QUICK_RETRIES):
+            try:
+                await self._attempt(job)
+                return
+            except _RetrySoon:
+                continue
+        await store.retry_job(job.id, self._owner, not_before=self._clock() + 1.0, error="busy", now=self._clock())
+
+    async def _attempt(self, job: Job) -> None:
+        store = self.store
         try:
             if job.connector == HUB:
                 batch = await self._perform_hub_job(job)
@@ -828,6 +848,11 @@ class Hub:
                 batch = await connector.perform(job)
         except RateLimited as exc:
             wait = max(exc.retry_after, 0.05)
+            if wait <= _QUICK_WAIT:
+                # A short wait (another worker is creating the channel; a brief rate limit): keep the job and
+                # try again here, rather than counting an attempt.
+                await anyio.sleep(wait)
+                raise _RetrySoon from None
             log.info("job %s (%s/%s) rate limited, retrying in %.2fs", job.id, job.connector, job.kind, wait)
             await store.retry_job(
                 job.id, self._owner, not_before=self._clock() + wait, error=str(exc), now=self._clock()

@@ -378,9 +378,24 @@ class SlackConnector(Connector):
         if posting and float(posting.get("until", 0)) > now:
             # Another job (another conversation of the same customer) is posting this channel's notice.
             raise RateLimited("notice is being posted", retry_after=0.25, code="notice_posting", service="slack")
-        claimed = {**link, "notice_posting": {"until": now + CREATE_LEASE_SECONDS}}
+        notice_channel = self.config.notice_channel(conversation.department_id)
+        claimed = {**link, "notice_posting": {"until": now + CREATE_LEASE_SECONDS, "attempted": True}}
         if not await self._put(Put(namespace=LINKS, key=key, value=claimed, expected_version=version)):
             return  # the link changed: the caller looks again
+        if posting and posting.get("attempted"):
+            # An earlier attempt may have posted it and lost the answer: look before posting again.
+            found = await self._find_notice(str(posting.get("channel") or notice_channel), key)
+            if found is not None:
+                await self._merge_link(
+                    key,
+                    {
+                        "notice_ts": found,
+                        "notice_channel": posting.get("channel") or notice_channel,
+                        "card": posting.get("card"),
+                        "notice_posting": None,
+                    },
+                )
+                return
         department = self.context.departments.get(conversation.department_id or "")
         assigned = self.config.agent_links.get(conversation.agent_id or "")
         card = {
@@ -391,13 +406,17 @@ class SlackConnector(Connector):
             "department_name": department.name if department else None,
             "assigned_to": assigned,
         }
-        notice_channel = self.config.notice_channel(conversation.department_id)
         blocks, text = self._card(card, link)
+        await self._merge_link(
+            key, {"notice_posting": {**claimed["notice_posting"], "channel": notice_channel, "card": card}}
+        )
         try:
-            posted = await self._post_to_notice_channel(notice_channel, blocks, text, conversation.id)
+            posted = await self._post_to_notice_channel(notice_channel, blocks, text, key)
         except BaseException:
             with anyio.CancelScope(shield=True):
-                await self._merge_link(key, {"notice_posting": None})
+                await self._merge_link(
+                    key, {"notice_posting": {"until": 0, "attempted": True, "channel": notice_channel, "card": card}}
+                )
             raise
         await self._merge_link(
             key, {"notice_ts": posted, "notice_channel": notice_channel, "card": card, "notice_posting": None}
@@ -411,15 +430,28 @@ class SlackConnector(Connector):
             if await self._put(Put(namespace=LINKS, key=key, value=merged, expected_version=version)):
                 return
 
-    async def _post_to_notice_channel(
-        self, channel: str, blocks: list[dict[str, Any]], text: str, conversation_id: str
-    ) -> str:
+    async def _find_notice(self, channel: str, key: str) -> str | None:
+        """The ts of the notice for link ``key`` in ``channel``, if one was posted (found by its metadata)."""
+        try:
+            history = await self.transport.call(
+                "conversations.history", channel=channel, limit=HISTORY_LOOKBACK, include_all_metadata=True
+            )
+        except RemoteError:
+            return None
+        for item in history.get("messages", []):
+            meta = item.get("metadata") or {}
+            payload = meta.get("event_payload") or {}
+            if meta.get("event_type") == METADATA_EVENT_TYPE and payload.get("notice_for") == key:
+                return str(item["ts"])
+        return None
+
+    async def _post_to_notice_channel(self, channel: str, blocks: list[dict[str, Any]], text: str, key: str) -> str:
         args: dict[str, Any] = {
             "channel": channel,
             "blocks": blocks,
             "text": text,
             "unfurl_links": False,
-            "metadata": {"event_type": METADATA_EVENT_TYPE, "event_payload": {"conversation_id": conversation_id}},
+            "metadata": {"event_type": METADATA_EVENT_TYPE, "event_payload": {"notice_for": key}},
         }
         try:
             posted = await self.transport.call("chat.postMessage", **args)

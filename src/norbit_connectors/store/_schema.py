@@ -47,13 +47,25 @@ def load_message(text: str) -> Message:
     return converter.structure(json.loads(text), Message)
 
 
+#: The payload key of a job whose stored payload could not be read back: the hub parks such a job.
+UNDECODABLE = "__undecodable__"
+
+
+def load_payload(text: Any) -> Any:
+    try:
+        payload = json.loads(text)
+    except (TypeError, ValueError):
+        return {UNDECODABLE: str(text)[:200]}
+    return payload if isinstance(payload, dict) else {UNDECODABLE: str(text)[:200]}
+
+
 def row_to_job(row: Sequence[Any]) -> Job:
     return Job(
         id=int(row[0]),
         queue_key=row[1],
         connector=row[2],
         kind=row[3],
-        payload=load_json(row[4]),
+        payload=load_payload(row[4]),
         attempts=int(row[5]),
         not_before=float(row[6]),
         created_at=float(row[7]),
