@@ -39,10 +39,8 @@ myst_heading_anchors = 3
 autodoc_typehints = "description"
 autodoc_typehints_format = "short"
 autodoc_member_order = "bysource"
-autodoc_default_options = {
-    "members": True,
-    "show-inheritance": True,
-}
+# No autodoc_default_options: with Sphinx 9 a default "members" overrides the explicit member lists in api.md,
+# and a default "show-inheritance" prints "Bases: object" on every class. api.md sets both where they help.
 autodoc_class_signature = "mixed"
 
 # References to names that are not documented here (typing aliases, third-party classes) stay plain text.
