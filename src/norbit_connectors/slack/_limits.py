@@ -44,6 +44,8 @@ METHOD_TIERS: dict[str, int] = {
 #: chat.postMessage: about one message per second per channel, short bursts tolerated.
 POST_RATE_PER_SECOND = 1.0
 POST_BURST = 4
+#: Seconds of safety between our count of Slack's minute and Slack's own.
+TIER_MARGIN = 0.25
 
 
 @define
@@ -102,7 +104,9 @@ class SlackLimiter:
         if key not in self._cells:
             per_minute = self._tiers[tier]
             interval = 60.0 / per_minute
-            self._cells[key] = _Cell(interval=interval, tolerance=interval * (per_minute - 1))
+            # Slack counts the minute from when the first call arrives, we from when it is reserved: start the
+            # sustained rate a little late so that the call after a full burst never lands early.
+            self._cells[key] = _Cell(interval=interval, tolerance=max(0.0, interval * (per_minute - 1) - TIER_MARGIN))
         return self._cells[key]
 
     def delay(self, method: str, channel: str | None = None) -> float:

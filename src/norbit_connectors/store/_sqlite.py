@@ -212,10 +212,42 @@ class SQLiteStore:
             except UnicodeEncodeError:
                 raise UsageError("text given to SQLiteStore must be valid Unicode (no lone surrogates)") from None
 
+    def _try_inline(self, fn: Callable[[sqlite3.Connection], T], *, write: bool) -> tuple[bool, T | None]:
+        # A hop to a worker thread costs far more than a small SQLite statement. When nothing else in this
+        # process uses the connection, run right here; a write does so only if no other process holds the
+        # database's write lock (busy timeout 0), so the event loop never waits on another process.
+        if not self._lock.acquire(blocking=False):
+            return False, None
+        try:
+            conn = self._conn
+            if conn is None:
+                raise UsageError("the SQLiteStore is not open: use `async with SQLiteStore(path)` or `await open()`")
+            if not write:
+                return True, fn(conn)
+            conn.execute("PRAGMA busy_timeout = 0")
+            try:
+                return True, _write(conn, fn)
+            except sqlite3.OperationalError as exc:
+                if "locked" in str(exc) or "busy" in str(exc):
+                    return False, None
+                raise
+            finally:
+                conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+        except UnicodeEncodeError:
+            raise UsageError("text given to SQLiteStore must be valid Unicode (no lone surrogates)") from None
+        finally:
+            self._lock.release()
+
     async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        done, result = self._try_inline(fn, write=False)
+        if done:
+            return cast(T, result)
         return await anyio.to_thread.run_sync(self._call, fn)
 
     async def _run_write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        done, result = self._try_inline(fn, write=True)
+        if done:
+            return cast(T, result)
         return await anyio.to_thread.run_sync(self._call, lambda conn: _write(conn, fn))
 
     # -- writes -------------------------------------------------------------------------------------------
