@@ -17,7 +17,7 @@ import norbit_connectors  # noqa: E402
 
 project = "norbit_connectors"
 author = "norbit_connectors developers"
-copyright = "norbit_connectors developers"  # noqa: A001
+copyright = "norbit_connectors developers"
 release = norbit_connectors.__version__
 version = release
 
