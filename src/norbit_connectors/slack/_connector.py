@@ -30,7 +30,7 @@ from .._events import (
     TakeOver,
 )
 from .._models import Agent, AgentReply, Attachment, Conversation, Message, User, converter
-from ..exceptions import NotFound, RateLimited, RemoteError, UsageError
+from ..exceptions import NotFound, RateLimited, RemoteError, TransportError, UsageError
 from ..store import Batch, Job, NewJob, Put
 from . import _inbound
 from ._blocks import JOIN_ACTION_ID, notice_blocks, notice_fallback_text
@@ -207,11 +207,14 @@ class SlackConnector(Connector):
             return  # lost the race: look again
         _, claimed_version = await self._doc(LINKS, key)
         try:
-            channel = await self._create_slack_channel(conversation)
-        except BaseException:
-            # Let the next attempt (or another worker) create it without waiting for the claim to expire.
+            channel = await self._create_slack_channel(conversation, adopt=bool(claimed.get("create_unsure")))
+        except BaseException as exc:
+            # Let the next attempt (or another worker) create it without waiting for the claim to expire. If the
+            # answer was lost, Slack may have created the channel: the next attempt looks for it first.
             with anyio.CancelScope(shield=True):
                 released = {k: v for k, v in claimed.items() if k != "creating"}
+                if isinstance(exc, TransportError):
+                    released["create_unsure"] = True
                 await self._put(Put(namespace=LINKS, key=key, value=released, expected_version=claimed_version))
             raise
         new_link: dict[str, Any] = {
@@ -243,7 +246,7 @@ class SlackConnector(Connector):
                 metadata={"event_type": METADATA_EVENT_TYPE, "event_payload": {"conversation_id": conversation.id}},
             )
 
-    async def _create_slack_channel(self, conversation: Conversation) -> dict[str, Any]:
+    async def _create_slack_channel(self, conversation: Conversation, *, adopt: bool) -> dict[str, Any]:
         user = conversation.user
         for name in channel_name_candidates(user.name, fallback_id=user.id, prefix=self.config.channel_prefix):
             try:
@@ -252,11 +255,35 @@ class SlackConnector(Connector):
                 )
             except RemoteError as exc:
                 if exc.code == "name_taken":
+                    orphan = await self._orphan_channel(name) if adopt else None
+                    if orphan is not None:
+                        log.info("conversation %s: adopting channel %s created by a lost call", conversation.id, name)
+                        return orphan
                     continue
                 raise
             channel = created["channel"]
             return {"id": str(channel["id"]), "name": str(channel.get("name", name))}
         raise RemoteError(f"every channel name for {user.id!r} is taken", code="name_taken", service="slack")
+
+    async def _orphan_channel(self, name: str) -> dict[str, Any] | None:
+        """A live channel called ``name`` that our bot created but no conversation knows: one whose
+        conversations.create answer was lost."""
+        kind = "private_channel" if self.config.private_channels else "public_channel"
+        cursor = ""
+        for _ in range(20):
+            listed = await self.transport.call(
+                "conversations.list", types=kind, exclude_archived=True, limit=1000, cursor=cursor
+            )
+            for channel in listed.get("channels", []):
+                if channel.get("name") != name or channel.get("creator") != self.bot_user_id:
+                    continue
+                if await self.context.store.get(CHANNELS, str(channel["id"])) is None:
+                    return {"id": str(channel["id"]), "name": name}
+                return None
+            cursor = str((listed.get("response_metadata") or {}).get("next_cursor") or "")
+            if not cursor:
+                return None
+        return None
 
     def _linked_users_for(self, conversation: Conversation) -> list[str]:
         links = self.config.agent_links

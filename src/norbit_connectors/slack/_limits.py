@@ -24,6 +24,7 @@ METHOD_TIERS: dict[str, int] = {
     "conversations.rename": 2,
     "conversations.setTopic": 2,
     "conversations.setPurpose": 2,
+    "conversations.list": 2,
     "conversations.invite": 3,
     "conversations.join": 3,
     "conversations.kick": 3,

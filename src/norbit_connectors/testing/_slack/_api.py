@@ -138,6 +138,7 @@ METHODS: dict[str, MethodSpec] = {
         _spec("conversations.setPurpose", 2, ("channel", "purpose"), _TOPIC, channel_scoped=True),
         _spec("conversations.info", 3, ("channel",), _READ, channel_scoped=True),
         _spec("conversations.members", 4, ("channel",), _READ, channel_scoped=True),
+        _spec("conversations.list", 2, (), _READ),
         _spec("conversations.history", 3, ("channel",), _HISTORY, channel_scoped=True),
         _spec("conversations.replies", 3, ("channel", "ts"), _HISTORY, channel_scoped=True),
         _spec("chat.postMessage", None, ("channel",), _same("chat:write"), channel_scoped=True),
@@ -832,6 +833,29 @@ class Workspace:
         end = start + limit
         next_cursor = base64.urlsafe_b64encode(f"o:{end}".encode("ascii")).decode() if end < len(items) else ""
         return items[start:end], next_cursor
+
+    def _m_conversations_list(self, identity: Identity, args: Mapping[str, Any]) -> dict[str, Any]:
+        wanted = [t.strip() for t in (arg_str(args, "types") or "public_channel").split(",") if t.strip()]
+        if not wanted or any(t not in ("public_channel", "private_channel", "mpim", "im") for t in wanted):
+            raise ApiError("invalid_types")
+        spec = METHODS["conversations.list"]
+        for kind in wanted:
+            if kind in ("public_channel", "private_channel"):
+                self._check_scope(spec, identity, "private" if kind == "private_channel" else "public")
+        exclude_archived = arg_bool(args, "exclude_archived")
+        # Private channels are listed only to their members, as in Slack.
+        visible = [
+            record
+            for record in self.channels.values()
+            if (("private_channel" in wanted) if record.is_private else ("public_channel" in wanted))
+            and (not record.is_private or identity.user_id in record.members)
+            and not (exclude_archived and record.is_archived)
+        ]
+        page, next_cursor = self._page(visible, args, 100, 1000)
+        return {
+            "channels": [self.render_channel(r, identity.user_id) for r in page],
+            "response_metadata": {"next_cursor": next_cursor},
+        }
 
     def _m_conversations_members(self, identity: Identity, args: Mapping[str, Any]) -> dict[str, Any]:
         channel = self._channel(METHODS["conversations.members"], identity, args)
