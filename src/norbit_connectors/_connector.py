@@ -201,9 +201,7 @@ class Connector(abc.ABC):
             return HttpResponse.text(exc.status, str(exc))
 
     @abc.abstractmethod
-    async def _handle_http(
-        self, headers: Mapping[str, str], body: bytes, *, method: str, query: str
-    ) -> HttpResponse:
+    async def _handle_http(self, headers: Mapping[str, str], body: bytes, *, method: str, query: str) -> HttpResponse:
         """Hook: verify, parse, accept durably, answer."""
 
 

@@ -98,14 +98,7 @@ class DeliverReply:
 
 
 HubEvent: TypeAlias = (
-    TakeOver
-    | CustomerMessage
-    | AgentMessage
-    | BotMessage
-    | Archived
-    | AssignmentChanged
-    | Notified
-    | DeliverReply
+    TakeOver | CustomerMessage | AgentMessage | BotMessage | Archived | AssignmentChanged | Notified | DeliverReply
 )
 
 _KINDS: dict[str, type[Any]] = {

@@ -186,4 +186,3 @@ def _make_converter() -> cattrs.Converter:
 #: The converter every store uses: ``converter.unstructure(model)`` gives JSON-compatible data,
 #: ``converter.structure(data, Model)`` the model back.
 converter: cattrs.Converter = _make_converter()
-

@@ -46,7 +46,7 @@ async def test_first_message_opens_channel_and_posts_notice(workspace: Workspace
     rendered = str(notice["blocks"])
     assert "Hello, I need help" in rendered and "Oslo" in rendered and "zoe@example.com" in rendered
     assert "gold" not in rendered  # only the configured user_details
-    actions = [b for b in notice["blocks"] if b["type"] == "actions"][0]
+    actions = next(b for b in notice["blocks"] if b["type"] == "actions")
     assert actions["elements"][0]["action_id"] == JOIN_ACTION_ID
 
 
