@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import ast
+import importlib
 import re
 import subprocess
 import sys
 from pathlib import Path
 
+import attrs
 import pytest
 
 pytest.importorskip("sphinx", reason="the docs build needs sphinx (pip install -e '.[docs]')")
@@ -101,3 +103,27 @@ def test_python_examples_in_the_guides_compile(page: str) -> None:
 def test_the_guides_have_python_examples() -> None:
     # The compile check above must have something to check.
     assert sum(len(_python_blocks(page)) for page in GUIDES) >= 10
+
+
+def _first_column_names(page: str) -> set[str]:
+    text = (DOCS / f"{page}.md").read_text(encoding="utf-8")
+    names: set[str] = set()
+    for line in text.splitlines():
+        if line.startswith("| `"):
+            names.update(re.findall(r"`(\w+)`", line.split("|")[1]))
+    return names
+
+
+@pytest.mark.parametrize(
+    ("page", "cls"),
+    [
+        ("slack-setup", "norbit_connectors.slack:SlackConfig"),
+        ("routing", "norbit_connectors.routing:Routing"),
+        ("routing", "norbit_connectors:Assignment"),
+    ],
+)
+def test_field_tables_list_every_field(page: str, cls: str) -> None:
+    module, _, name = cls.partition(":")
+    fields = {f.name for f in attrs.fields(getattr(importlib.import_module(module), name)) if f.init}
+    missing = fields - _first_column_names(page)
+    assert not missing, f"docs/{page}.md does not describe {name} fields {sorted(missing)}"
