@@ -60,6 +60,7 @@ def test_the_docs_build_with_warnings_as_errors(tmp_path: Path) -> None:
         "norbit_connectors.slack.SlackConfig",
         "norbit_connectors.slack.SlackConnector",
         "norbit_connectors.slack.JOIN_ACTION_ID",
+        "norbit_connectors.slack.SocketModeReceiver",
         "norbit_connectors.routing.Routing",
         "norbit_connectors.routing.OfficeHours",
         "norbit_connectors.store.SQLiteStore",
