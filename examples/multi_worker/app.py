@@ -13,6 +13,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -124,18 +125,33 @@ def demo() -> int:
             }
             command = [sys.executable, "-m", "uvicorn", "examples.multi_worker.app:app", "--workers", "2"]
             command += ["--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
-            workers = subprocess.Popen(command, cwd=ROOT, env=env)
+            workers = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
+            replies: list[str] = []
+            echo = threading.Thread(target=collect, args=(workers, replies), daemon=True)
+            echo.start()
             try:
-                return send_and_check(emulator, f"http://127.0.0.1:{port}")
+                send_and_check(emulator, f"http://127.0.0.1:{port}", replies)
             finally:
                 workers.terminate()
                 workers.wait(timeout=30)
+                echo.join(timeout=10)
+            print(f"agent replies handed to the host: {len(replies)}", flush=True)
+            return 0
     finally:
         with psycopg.connect(server, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
 
 
-def send_and_check(emulator: SlackEmulator, url: str) -> int:
+def collect(workers: subprocess.Popen[str], replies: list[str]) -> None:
+    """Echo what the workers print and keep their agent replies."""
+    assert workers.stdout is not None
+    for line in workers.stdout:
+        print(line, end="", flush=True)
+        if "agent reply for" in line:
+            replies.append(line)
+
+
+def send_and_check(emulator: SlackEmulator, url: str, replies: list[str]) -> None:
     def up() -> bool:
         try:
             post_json(f"{url}/customer/probe", {})
@@ -168,7 +184,15 @@ def send_and_check(emulator: SlackEmulator, url: str) -> int:
 
     wait_until(lambda: sorted(in_slack()) == sorted(expected), "the messages to reach Slack")
     print(f"all {len(expected)} messages are in Slack, once each ({len(pids)} worker(s) took requests)", flush=True)
-    return 0
+
+    # An agent answers in the first channel; Slack delivers the event, then retries it (to whichever worker).
+    ann = emulator.add_user("ann", real_name="Ann Agent")
+    channel = next(c["id"] for c in emulator.channels.values() if c["name"] == "zoe-smith")
+    emulator.join(channel, ann)
+    event = emulator.post_as_user(ann, channel, "Hi Zoë, we are on it.")
+    for request in (event, event.retry()):
+        print(f"Slack event delivered: {request.post(url + '/slack/events').status}", flush=True)
+    wait_until(lambda: bool(replies), "the agent's reply")
 
 
 if __name__ == "__main__":

@@ -84,3 +84,6 @@ def test_multi_worker() -> None:
     assert "2 uvicorn workers are up" in result.stdout
     assert result.stdout.count("accepted by worker ") == 6
     assert "all 6 messages are in Slack, once each" in result.stdout
+    assert result.stdout.count("Slack event delivered: 200") == 2
+    assert "] agent reply for c1: Hi Zoë, we are on it." in result.stdout
+    assert "agent replies handed to the host: 1" in result.stdout
