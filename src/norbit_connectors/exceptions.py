@@ -6,11 +6,11 @@ Every error derives from :class:`NorbitError`; each subclass is named for what t
     ├── ConfigurationError        the set-up is wrong: fix the configuration (raised at start-up)
     ├── UsageError                a call the hub cannot accept as made (unknown conversation, ...)
     │   └── AlreadyClaimed        manual routing: another agent claimed the conversation first
-    ├── NotFound                  the remote object does not exist (channel, user, chat)
-    ├── PermissionDenied          the token may not do this (invalid_auth, missing_scope, not allowed)
-    ├── RateLimited               slow down; ``retry_after`` seconds
-    ├── TransportError            the remote could not be reached or failed (5xx, reset); retry later
-    ├── RemoteError               the remote refused the call for another reason (``code`` says which)
+    ├── RemoteError               the remote refused a call (``code`` says why, ``service`` who)
+    │   ├── NotFound              the remote object does not exist (channel, user, chat)
+    │   ├── PermissionDenied      the token may not do this (invalid_auth, missing_scope: ``needed``)
+    │   ├── RateLimited           slow down; ``retry_after`` seconds
+    │   └── TransportError        the remote could not be reached or failed (5xx, reset); retry later
     ├── InvalidRequest            an inbound request is malformed or not authentic (``status`` 400/401/413)
     └── ConnectorUnavailable      the connector exists as a name but is not implemented
 
