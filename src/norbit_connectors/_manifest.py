@@ -52,6 +52,7 @@ METHOD_SCOPES: Mapping[str, MethodScopes] = MappingProxyType(
         "conversations.history": MethodScopes(public=("channels:history",), private=("groups:history",)),
         "conversations.info": MethodScopes(public=("channels:read",), private=("groups:read",)),
         "conversations.members": MethodScopes(public=("channels:read",), private=("groups:read",)),
+        "conversations.list": MethodScopes(public=("channels:read",), private=("groups:read",)),
         "users.info": _same("users:read"),
         "files.getUploadURLExternal": _same("files:write"),
         "files.completeUploadExternal": _same("files:write"),
