@@ -41,3 +41,11 @@ def test_listing_needs_the_read_scope() -> None:
             client.conversations_list(types="private_channel")
         assert info.value.response["error"] == "missing_scope"
         assert info.value.response["needed"] == "groups:read"
+
+
+def test_granted_scopes_are_reported_in_a_header() -> None:
+    with SlackEmulator(bot_scopes={"chat:write", "channels:read"}) as emu:
+        client = WebClient(token=emu.bot_token, base_url=emu.base_url, retry_handlers=[])
+        response = client.auth_test()
+        headers = {k.lower(): v for k, v in response.headers.items()}
+        assert headers["x-oauth-scopes"] == "channels:read,chat:write"

@@ -626,6 +626,9 @@ class SlackEmulator:
             self._fail(handler, method, args, kind, fault)
             return
         self._record(method, args, kind, status, payload, handler.command)
+        if identity is not None:
+            # Slack reports the token's granted scopes on every authenticated answer.
+            headers = {**(headers or {}), "X-OAuth-Scopes": ",".join(sorted(identity.scopes))}
         self._send_json(handler, status, payload, headers)
 
     def _dispatch(
