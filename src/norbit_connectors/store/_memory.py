@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+from collections import deque
 from typing import Any
 
 import anyio
@@ -29,6 +30,8 @@ class MemoryStore:
         self._inbox: dict[InboxKey, float] = {}
         self._jobs: dict[int, Job] = {}
         self._leases: dict[int, tuple[str, float]] = {}
+        # Live (not dead) job ids per queue key, oldest first: the head of each is the only claimable one.
+        self._queues: dict[str, deque[int]] = {}
         self._next_job_id = 1
 
     def __repr__(self) -> str:
@@ -100,6 +103,7 @@ class MemoryStore:
                 not_before=new.not_before,
                 created_at=now,
             )
+            self._queues.setdefault(new.queue_key, deque()).append(job_id)
             job_ids.append(job_id)
         return CommitResult(ok=True, versions=tuple(versions), seqs=tuple(seqs), job_ids=tuple(job_ids))
 
@@ -130,13 +134,13 @@ class MemoryStore:
     # -- jobs ---------------------------------------------------------------------------------------------
 
     def _heads(self) -> list[Job]:
-        heads: dict[str, Job] = {}
-        for job in self._jobs.values():  # insertion order == id order
-            if job.dead:
-                continue
-            if job.queue_key not in heads:
-                heads[job.queue_key] = job
-        return sorted(heads.values(), key=lambda j: j.id)
+        return sorted((self._jobs[queue[0]] for queue in self._queues.values()), key=lambda j: j.id)
+
+    def _unqueue(self, job: Job) -> None:
+        queue = self._queues[job.queue_key]
+        queue.remove(job.id)  # the head, in practice: only heads are claimed
+        if not queue:
+            del self._queues[job.queue_key]
 
     def _holds(self, job_id: int, owner: str) -> bool:
         lease = self._leases.get(job_id)
@@ -165,7 +169,7 @@ class MemoryStore:
                 if self._check(batch) is not None:
                     return False
                 self._apply(batch, now)
-            del self._jobs[job_id]
+            self._unqueue(self._jobs.pop(job_id))
             del self._leases[job_id]
             return True
 
@@ -191,6 +195,7 @@ class MemoryStore:
                 return False
             job = self._jobs[job_id]
             self._jobs[job_id] = evolve(job, attempts=job.attempts + 1, last_error=reason, dead=True)
+            self._unqueue(job)
             del self._leases[job_id]
             return True
 
@@ -206,10 +211,11 @@ class MemoryStore:
             new_id = self._next_job_id
             self._next_job_id += 1
             self._jobs[new_id] = evolve(job, id=new_id, dead=False, not_before=now, created_at=now)
+            self._queues.setdefault(job.queue_key, deque()).append(new_id)
             return True
 
     async def pending_jobs(self) -> int:
-        return sum(1 for j in self._jobs.values() if not j.dead)
+        return sum(len(queue) for queue in self._queues.values())
 
     async def next_job_time(self) -> float | None:
         times = [j.not_before for j in self._heads()]
