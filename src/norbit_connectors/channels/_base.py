@@ -15,7 +15,7 @@ from .._events import DeliverReply, HubEvent
 from .._models import Attachment, Conversation, Message, converter
 from ..exceptions import ConfigurationError, UsageError
 from ..store import Batch, Job, NewJob, Put
-from ._http import HttpClient
+from ._http import HttpClient, require_httpx
 
 __all__ = ["ChannelConnector", "InboundMessage", "MediaRef"]
 
@@ -54,7 +54,13 @@ class ChannelConnector(Connector, abc.ABC):
     #: Largest file fetched into ``Attachment.content``; larger ones arrive as a name only.
     max_file_bytes: int = 20 << 20
 
-    def __init__(self) -> None:
+    def __init__(self, config: Any, config_type: type[Any]) -> None:
+        if not isinstance(config, config_type):
+            raise ConfigurationError(f"{type(self).__name__} takes a {config_type.__name__}")
+        require_httpx()
+        self.config = config
+        self.max_file_bytes = int(config.max_file_bytes)
+        self._api = str(config.base_url).rstrip("/")
         self.http = HttpClient(self.service)
 
     async def _start(self) -> None:

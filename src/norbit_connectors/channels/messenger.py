@@ -32,7 +32,7 @@ from ._base import (
     str_field,
 )
 from ._graph import GraphError, graph_call
-from ._http import json_object, meta_handshake, require_httpx, verify_meta_signature
+from ._http import json_object, meta_handshake, verify_meta_signature
 
 __all__ = ["MessengerConfig", "MessengerConnector", "PageEcho", "parse_webhook"]
 
@@ -182,14 +182,10 @@ class MessengerConnector(ChannelConnector):
     name: ClassVar[str] = "messenger"
     service: ClassVar[str] = SERVICE
 
+    config: MessengerConfig
+
     def __init__(self, config: MessengerConfig) -> None:
-        if not isinstance(config, MessengerConfig):
-            raise ConfigurationError("MessengerConnector takes a MessengerConfig")
-        require_httpx()
-        super().__init__()
-        self.config = config
-        self.max_file_bytes = config.max_file_bytes
-        self._api = config.base_url.rstrip("/")
+        super().__init__(config, MessengerConfig)
 
     def __repr__(self) -> str:
         return f"<MessengerConnector page_id={self.config.page_id!r}>"

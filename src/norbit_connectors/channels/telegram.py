@@ -36,7 +36,7 @@ from ._base import (
     list_field,
     str_field,
 )
-from ._http import header, json_object, require_httpx, same_secret
+from ._http import header, json_object, same_secret
 
 __all__ = ["TelegramConfig", "TelegramConnector", "parse_update"]
 
@@ -148,14 +148,10 @@ class TelegramConnector(ChannelConnector):
     name: ClassVar[str] = "telegram"
     service: ClassVar[str] = SERVICE
 
+    config: TelegramConfig
+
     def __init__(self, config: TelegramConfig) -> None:
-        if not isinstance(config, TelegramConfig):
-            raise ConfigurationError("TelegramConnector takes a TelegramConfig")
-        require_httpx()
-        super().__init__()
-        self.config = config
-        self.max_file_bytes = config.max_file_bytes
-        self._api = config.base_url.rstrip("/")
+        super().__init__(config, TelegramConfig)
 
     def __repr__(self) -> str:
         return f"<TelegramConnector base_url={self._api!r}>"

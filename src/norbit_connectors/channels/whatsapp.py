@@ -30,7 +30,7 @@ from ._base import (
     str_field,
 )
 from ._graph import GraphError, graph_call
-from ._http import json_object, meta_handshake, require_httpx, verify_meta_signature
+from ._http import json_object, meta_handshake, verify_meta_signature
 
 __all__ = [
     "FailedStatus",
@@ -247,14 +247,10 @@ class WhatsAppConnector(ChannelConnector):
     name: ClassVar[str] = "whatsapp"
     service: ClassVar[str] = SERVICE
 
+    config: WhatsAppConfig
+
     def __init__(self, config: WhatsAppConfig) -> None:
-        if not isinstance(config, WhatsAppConfig):
-            raise ConfigurationError("WhatsAppConnector takes a WhatsAppConfig")
-        require_httpx()
-        super().__init__()
-        self.config = config
-        self.max_file_bytes = config.max_file_bytes
-        self._api = config.base_url.rstrip("/")
+        super().__init__(config, WhatsAppConfig)
 
     def __repr__(self) -> str:
         return f"<WhatsAppConnector phone_number_id={self.config.phone_number_id!r}>"
