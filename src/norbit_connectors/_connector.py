@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import abc
 import logging
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, final
 
 from attrs import field, frozen
@@ -204,5 +204,3 @@ class Connector(abc.ABC):
     async def _handle_http(self, headers: Mapping[str, str], body: bytes, *, method: str, query: str) -> HttpResponse:
         """Hook: verify, parse, accept durably, answer."""
 
-
-AsyncCallback = Callable[..., Awaitable[Any]]
