@@ -203,4 +203,3 @@ class Connector(abc.ABC):
     @abc.abstractmethod
     async def _handle_http(self, headers: Mapping[str, str], body: bytes, *, method: str, query: str) -> HttpResponse:
         """Hook: verify, parse, accept durably, answer."""
-
