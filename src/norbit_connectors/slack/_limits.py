@@ -53,6 +53,7 @@ TIER_MARGIN = 0.25
 class _Cell:
     interval: float  # seconds between calls at the sustained rate
     tolerance: float  # how far ahead of the sustained rate a burst may run
+    margin: float = 0.0  # added to every wait, never to a call the burst allows at once
     tat: float = 0.0  # theoretical arrival time of the next call
 
     def reserve(self, now: float) -> float:
@@ -61,7 +62,7 @@ class _Cell:
         allowed_at = tat - self.tolerance
         wait = max(0.0, allowed_at - now)
         self.tat = tat + self.interval
-        return wait
+        return wait + self.margin if wait > 0 else 0.0
 
     def push_back(self, now: float, retry_after: float) -> None:
         # After a 429, nothing goes before now + retry_after, and then at the sustained rate.
@@ -105,9 +106,9 @@ class SlackLimiter:
         if key not in self._cells:
             per_minute = self._tiers[tier]
             interval = 60.0 / per_minute
-            # Slack counts the minute from when the first call arrives, we from when it is reserved: start the
-            # sustained rate a little late so that the call after a full burst never lands early.
-            self._cells[key] = _Cell(interval=interval, tolerance=max(0.0, interval * (per_minute - 1) - TIER_MARGIN))
+            # Slack counts the minute from when the first call arrives, we from when it is reserved: a call that
+            # has to wait waits a little longer, so that the call after a full burst never lands early.
+            self._cells[key] = _Cell(interval=interval, tolerance=interval * (per_minute - 1), margin=TIER_MARGIN)
         return self._cells[key]
 
     def delay(self, method: str, channel: str | None = None) -> float:
