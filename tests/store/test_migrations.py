@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+import multiprocessing
 import sqlite3
 import sys
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
@@ -114,3 +116,37 @@ async def test_processes_opening_a_new_file_at_once(tmp_path: Path) -> None:
     assert schema_version(path) == LATEST
     async with SQLiteStore(path) as store:
         assert await store.pending_jobs() == 8
+
+
+def _open_and_write(path: str, n: int, barrier: Any, errors: Any) -> None:
+    async def main() -> None:
+        barrier.wait(timeout=30)  # every process opens the new file at the same instant
+        async with SQLiteStore(path) as store:
+            for i in range(20):
+                job = NewJob(queue_key=f"q{n}", connector="c", kind="k", payload={"n": n, "i": i})
+                assert (await store.commit(Batch(jobs=[job]), now=0)).ok
+
+    try:
+        anyio.run(main)
+    except BaseException as exc:
+        errors.put(f"{type(exc).__name__}: {exc}")
+        raise
+
+
+def test_processes_opening_a_new_file_at_the_same_instant(tmp_path: Path) -> None:
+    # Several processes switching a new file to WAL and migrating it together get "database is locked" from
+    # SQLite without any wait; opening must wait that out instead of failing.
+    context = multiprocessing.get_context("fork")
+    for round_ in range(12):
+        path = str(tmp_path / f"race-{round_}.sqlite3")
+        barrier = context.Barrier(4)
+        errors = context.Queue()
+        procs = [context.Process(target=_open_and_write, args=(path, n, barrier, errors)) for n in range(4)]
+        for proc in procs:
+            proc.start()
+        for proc in procs:
+            proc.join(timeout=60)
+        failures = [errors.get() for _ in range(errors.qsize())] if not errors.empty() else []
+        assert failures == []
+        assert [proc.exitcode for proc in procs] == [0, 0, 0, 0]
+        assert schema_version(path) == LATEST

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import random
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar, cast
 
@@ -184,11 +186,7 @@ class SQLiteStore:
                 raise ConfigurationError(f"cannot open SQLite database {self._path!r}: {exc}") from exc
             try:
                 conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
-                conn.execute("PRAGMA journal_mode = WAL")
-                # NORMAL in WAL mode survives a process crash; only a power loss may drop the last commits.
-                conn.execute("PRAGMA synchronous = NORMAL")
-                conn.execute("PRAGMA foreign_keys = ON")
-                _migrate(conn)
+                _prepare(conn)
             except sqlite3.DatabaseError as exc:
                 conn.close()
                 raise ConfigurationError(f"{self._path!r} is not a usable SQLite database: {exc}") from exc
@@ -397,6 +395,30 @@ class SQLiteStore:
 def _holds(conn: sqlite3.Connection, job_id: int, owner: str) -> bool:
     row = conn.execute("SELECT lease_owner FROM jobs WHERE id = ? AND dead = 0", (job_id,)).fetchone()
     return row is not None and row[0] == owner
+
+
+def _prepare(conn: sqlite3.Connection) -> None:
+    """Switch to WAL and migrate, waiting out other processes doing the same on a new file.
+
+    SQLite answers "database is locked" at once, without calling the busy handler, where waiting could
+    deadlock (two connections both upgrading their locks, as when several processes open a new file together):
+    such a step is tried again, for as long as the busy timeout.
+    """
+    deadline = time.monotonic() + _BUSY_TIMEOUT_MS / 1000
+    delay = 0.01
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            # NORMAL in WAL mode survives a process crash; only a power loss may drop the last commits.
+            conn.execute("PRAGMA synchronous = NORMAL")
+            conn.execute("PRAGMA foreign_keys = ON")
+            _migrate(conn)
+            return
+        except sqlite3.OperationalError as exc:
+            if ("locked" not in str(exc) and "busy" not in str(exc)) or time.monotonic() > deadline:
+                raise
+        time.sleep(random.uniform(delay / 2, delay))
+        delay = min(delay * 2, 0.5)
 
 
 def _migrate(conn: sqlite3.Connection) -> None:
