@@ -64,7 +64,7 @@ async def _cycle_loop(store: Store, worker: int, barrier: Barrier, seconds: floa
     done = 0
     async with _opened(store):
         # Every process has opened (and migrated) its store before anyone starts the clock.
-        await anyio.to_thread.run_sync(barrier.wait)
+        await anyio.to_thread.run_sync(lambda: barrier.wait(timeout=60))
         deadline = time.monotonic() + seconds
         i = 0
         while time.monotonic() < deadline:
@@ -103,11 +103,18 @@ def _measure(kind: str, target: str, processes: int, seconds: float) -> float:
     procs = [ctx.Process(target=_worker, args=(kind, target, w, barrier, seconds, out)) for w in range(processes)]
     for proc in procs:
         proc.start()
-    total = sum(int(out.get(timeout=120)) for _ in procs)
-    for proc in procs:
-        proc.join(timeout=30)
-        if proc.exitcode != 0:
-            raise RuntimeError(f"{kind} worker exited with {proc.exitcode}")
+    try:
+        total = sum(int(out.get(timeout=120)) for _ in procs)
+        for proc in procs:
+            proc.join(timeout=30)
+            if proc.exitcode != 0:
+                raise RuntimeError(f"{kind} worker exited with {proc.exitcode}")
+    finally:
+        # A failed worker leaves the others waiting at the barrier: never leave them behind.
+        for proc in procs:
+            if proc.is_alive():
+                proc.kill()
+                proc.join(timeout=10)
     return total / seconds
 
 
