@@ -6,7 +6,19 @@ database between several processes.
 
 from typing import TYPE_CHECKING, Any
 
-from ._base import Batch, CommitResult, Document, InboxKey, Job, NewJob, Put, Store, TranscriptEntry
+from ._base import (
+    Batch,
+    CommitResult,
+    Document,
+    InboxKey,
+    Job,
+    NewJob,
+    Put,
+    Store,
+    StoreLifecycle,
+    ThreadedStoreLifecycle,
+    TranscriptEntry,
+)
 from ._memory import MemoryStore
 from ._sqlite import SQLiteStore
 
@@ -25,6 +37,8 @@ __all__ = [
     "Put",
     "SQLiteStore",
     "Store",
+    "StoreLifecycle",
+    "ThreadedStoreLifecycle",
     "TranscriptEntry",
 ]
 

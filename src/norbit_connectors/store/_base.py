@@ -20,8 +20,9 @@ same under test.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, Self, runtime_checkable
 
+import anyio.to_thread
 from attrs import field, frozen
 
 from .._models import Message
@@ -35,6 +36,8 @@ __all__ = [
     "NewJob",
     "Put",
     "Store",
+    "StoreLifecycle",
+    "ThreadedStoreLifecycle",
     "TranscriptEntry",
 ]
 
@@ -199,3 +202,36 @@ class Store(Protocol):
 
     async def prune(self, *, inbox_before: float) -> int:
         """Forget inbox keys accepted before ``inbox_before`` and finished jobs; returns how many rows went."""
+
+
+class StoreLifecycle:
+    """``async with store:`` opens and closes any store built on it."""
+
+    async def open(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+    async def __aenter__(self) -> Self:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+
+class ThreadedStoreLifecycle(StoreLifecycle):
+    """For stores whose driver blocks: connecting and closing run in a worker thread."""
+
+    def _open_sync(self) -> None:
+        raise NotImplementedError
+
+    def _close_sync(self) -> None:
+        raise NotImplementedError
+
+    async def open(self) -> None:
+        await anyio.to_thread.run_sync(self._open_sync)
+
+    async def close(self) -> None:
+        await anyio.to_thread.run_sync(self._close_sync)

@@ -10,7 +10,7 @@ from typing import Any
 import anyio
 from attrs import evolve
 
-from ._base import Batch, CommitResult, Document, InboxKey, Job, TranscriptEntry
+from ._base import Batch, CommitResult, Document, InboxKey, Job, StoreLifecycle, TranscriptEntry
 
 __all__ = ["MemoryStore"]
 
@@ -20,7 +20,7 @@ def _json_copy(value: Any) -> Any:
     return json.loads(json.dumps(value))
 
 
-class MemoryStore:
+class MemoryStore(StoreLifecycle):
     """Keeps everything in dictionaries. Nothing survives the process; semantics match the durable stores."""
 
     def __init__(self) -> None:
@@ -36,19 +36,6 @@ class MemoryStore:
 
     def __repr__(self) -> str:
         return f"MemoryStore(documents={len(self._docs)}, jobs={len(self._jobs)})"
-
-    async def open(self) -> None:
-        return None
-
-    async def close(self) -> None:
-        return None
-
-    async def __aenter__(self) -> MemoryStore:
-        await self.open()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
 
     # -- writes -------------------------------------------------------------------------------------------
 

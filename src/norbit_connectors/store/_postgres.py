@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 import anyio.to_thread
 
 from ..exceptions import ConfigurationError, UsageError
-from ._base import Batch, CommitResult, Document, InboxKey, Job, TranscriptEntry
+from ._base import Batch, CommitResult, Document, InboxKey, Job, ThreadedStoreLifecycle, TranscriptEntry
 from ._schema import (
     JOB_COLUMNS,
     POSTGRES_MIGRATIONS,
@@ -131,7 +131,7 @@ def _describe(psycopg: Any, dsn: str) -> str:
     return f"PostgresStore({shown})"
 
 
-class PostgresStore:
+class PostgresStore(ThreadedStoreLifecycle):
     """The Store protocol on PostgreSQL (``pip install "norbit-connectors[postgres]"``).
 
     Tables are named ``norbit_*`` and live in the connection's current schema (choose another with
@@ -161,19 +161,6 @@ class PostgresStore:
         return _describe(self._psycopg, self._dsn)
 
     # -- lifecycle ----------------------------------------------------------------------------------------
-
-    async def open(self) -> None:
-        await anyio.to_thread.run_sync(self._open_sync)
-
-    async def close(self) -> None:
-        await anyio.to_thread.run_sync(self._close_sync)
-
-    async def __aenter__(self) -> PostgresStore:
-        await self.open()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
 
     def _open_sync(self) -> None:
         with self._lock:

@@ -13,7 +13,7 @@ from typing import Any, TypeVar, cast
 import anyio.to_thread
 
 from ..exceptions import ConfigurationError, UsageError
-from ._base import Batch, CommitResult, Document, InboxKey, Job, TranscriptEntry
+from ._base import Batch, CommitResult, Document, InboxKey, Job, ThreadedStoreLifecycle, TranscriptEntry
 from ._schema import (
     JOB_COLUMNS,
     SQLITE_MIGRATIONS,
@@ -137,7 +137,7 @@ def _commit(conn: sqlite3.Connection, batch: Batch, now: float) -> CommitResult:
     return _apply(conn, batch, now)
 
 
-class SQLiteStore:
+class SQLiteStore(ThreadedStoreLifecycle):
     """The Store protocol on a SQLite file (WAL mode).
 
     Several processes may open the same file: writes take SQLite's write lock (waiting up to 30 s for it), and
@@ -162,19 +162,6 @@ class SQLiteStore:
         return self._path
 
     # -- lifecycle ----------------------------------------------------------------------------------------
-
-    async def open(self) -> None:
-        await anyio.to_thread.run_sync(self._open_sync)
-
-    async def close(self) -> None:
-        await anyio.to_thread.run_sync(self._close_sync)
-
-    async def __aenter__(self) -> SQLiteStore:
-        await self.open()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
 
     def _open_sync(self) -> None:
         with self._lock:
