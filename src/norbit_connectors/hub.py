@@ -174,6 +174,8 @@ class Hub:
         self.on_offline = on_offline
         self._engine: tuple[int, RoutingEngine] | None = None
         self._workers = workers
+        # Jobs held at once (running, or claimed and waiting for a worker).
+        self._held_limit = workers * 2
         self._lease = lease_seconds
         self._max_attempts = max_attempts
         self._retry_base = retry_base
@@ -224,7 +226,7 @@ class Hub:
         self._task_group = anyio.create_task_group()
         await self._task_group.__aenter__()
         self._running = True
-        send, receive = anyio.create_memory_object_stream[Job](self._workers)
+        send, receive = anyio.create_memory_object_stream[Job](self._held_limit)
         for _ in range(self._workers):
             self._task_group.start_soon(self._worker, receive.clone())
         receive.close()
@@ -756,17 +758,27 @@ class Hub:
         self._changed = anyio.Event()
 
     async def _dispatcher(self, send: MemoryObjectSendStream[Job]) -> None:
+        # Jobs are claimed in batches, up to ``_held_limit`` at a time: those beyond the free workers wait in the
+        # stream (leased, kept alive by the heartbeat), so a finishing worker takes its next job at once and the
+        # store sees one claim per batch instead of one per job. Claiming again waits until at most ``workers``
+        # are held, i.e. the backlog has been taken up.
         async with send:
             while True:
                 self._wake = anyio.Event()
-                free = self._workers - len(self._inflight)
+                held = len(self._inflight)
+                if held > self._workers:
+                    # Every worker has a job and the backlog is not empty: a finishing worker wakes us.
+                    await self._wake.wait()
+                    continue
+                limit = self._held_limit - held
                 jobs: list[Job] = []
+                next_time: float | None = None
                 try:
-                    if free > 0:
-                        jobs = await self.store.claim_jobs(
-                            self._owner, now=self._clock(), lease_seconds=self._lease, limit=free
-                        )
-                    next_time = None if jobs else await self.store.next_job_time()
+                    jobs = await self.store.claim_jobs(
+                        self._owner, now=self._clock(), lease_seconds=self._lease, limit=limit
+                    )
+                    if len(jobs) < limit:
+                        next_time = await self.store.next_job_time()
                 except Exception:
                     # The store failed (locked, unreachable, a damaged row): keep the hub alive and try again.
                     log.exception("claiming jobs failed; trying again in %.1fs", self._poll)
@@ -775,17 +787,13 @@ class Hub:
                 for job in jobs:
                     self._inflight[job.id] = job
                     await send.send(job)
-                if jobs and len(jobs) == free:
-                    # Workers are full; the next finished job wakes us.
-                    await self._wake.wait()
+                if len(jobs) == limit:
                     continue
-                if jobs:
-                    continue
+                # Everything due is claimed (or leased by a worker: its end wakes us, or the poll finds it when a
+                # dead worker's lease runs out). Wait for new work, a finished job, or a retry coming due.
                 delay = self._poll
                 now = self._clock()
                 if next_time is not None and next_time > now:
-                    # A retry comes due before the next poll. (A due job we could not claim is leased by a
-                    # worker: its end wakes us, or the poll finds it when a dead worker's lease runs out.)
                     delay = min(delay, next_time - now)
                 with anyio.move_on_after(delay):
                     await self._wake.wait()
@@ -812,7 +820,8 @@ class Hub:
                     log.exception("job %s (%s/%s): recording its outcome failed", job.id, job.connector, job.kind)
                 finally:
                     self._inflight.pop(job.id, None)
-                    self._wake_up()
+                    if len(self._inflight) <= self._workers:
+                        self._wake_up()
                     self._notify_changed()
 
     async def _run_job(self, job: Job) -> None:
