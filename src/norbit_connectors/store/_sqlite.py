@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import random
 import sqlite3
@@ -10,6 +11,8 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar, cast
 
+import anyio
+import anyio.lowlevel
 import anyio.to_thread
 
 from ..exceptions import ConfigurationError, UsageError
@@ -27,10 +30,19 @@ from ._schema import (
 
 __all__ = ["SQLiteStore"]
 
+log = logging.getLogger("norbit_connectors.store.sqlite")
+
 T = TypeVar("T")
 
 # How long a writer waits for another process holding the write lock before giving up.
 _BUSY_TIMEOUT_MS = 30_000
+
+# Checkpoints (copying the WAL back into the database, with an fsync) run in a background thread once this many
+# commits have gone by or a second has passed, so no commit waits for one on the event loop. SQLite's own
+# automatic checkpoint stays on as a backstop, at a size the background thread normally never lets the WAL reach.
+_CHECKPOINT_EVERY_COMMITS = 500
+_CHECKPOINT_EVERY_SECONDS = 1.0
+_AUTOCHECKPOINT_PAGES = 20_000
 
 # A live job is the head of its queue key when no older live job shares the key: one index probe per row, so
 # scans in id (or not_before) order stop as soon as they have found enough heads.
@@ -43,6 +55,11 @@ class _Abort(Exception):
     def __init__(self, result: object) -> None:
         super().__init__()
         self.result = result
+
+
+def _is_busy(exc: sqlite3.OperationalError) -> bool:
+    text = str(exc)
+    return "locked" in text or "busy" in text
 
 
 def _write(conn: sqlite3.Connection, fn: Callable[[sqlite3.Connection], T]) -> T:
@@ -83,7 +100,7 @@ def _check(conn: sqlite3.Connection, batch: Batch) -> CommitResult | None:
     return None
 
 
-def _apply(conn: sqlite3.Connection, batch: Batch, now: float) -> CommitResult:
+def _apply(conn: sqlite3.Connection, batch: Batch, now: float, *, inbox_done: bool = False) -> CommitResult:
     versions: list[int] = []
     for put in batch.puts:
         if put.delete:
@@ -113,13 +130,20 @@ def _apply(conn: sqlite3.Connection, batch: Batch, now: float) -> CommitResult:
             "INSERT INTO transcript (conversation_id, seq, role, message, agent_id, at) VALUES (?, ?, ?, ?, ?, ?)",
             rows,
         )
-    if batch.inbox:
+    if batch.inbox and not inbox_done:
         conn.executemany(
             "INSERT INTO inbox (source, event_id, accepted_at) VALUES (?, ?, ?)",
             [(k.source, k.event_id, now) for k in batch.inbox],
         )
     job_ids: tuple[int, ...] = ()
-    if batch.jobs:
+    if len(batch.jobs) == 1:
+        job = batch.jobs[0]
+        cursor = conn.execute(
+            "INSERT INTO jobs (queue_key, connector, kind, payload, not_before, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+            (job.queue_key, job.connector, job.kind, dump_json(dict(job.payload)), job.not_before, now),
+        )
+        job_ids = (int(cursor.lastrowid or 0),)
+    elif batch.jobs:
         conn.executemany(
             "INSERT INTO jobs (queue_key, connector, kind, payload, not_before, created_at) VALUES (?, ?, ?, ?, ?, ?)",
             [(j.queue_key, j.connector, j.kind, dump_json(dict(j.payload)), j.not_before, now) for j in batch.jobs],
@@ -130,11 +154,94 @@ def _apply(conn: sqlite3.Connection, batch: Batch, now: float) -> CommitResult:
     return CommitResult(ok=True, versions=tuple(versions), seqs=tuple(seqs), job_ids=job_ids)
 
 
-def _commit(conn: sqlite3.Connection, batch: Batch, now: float) -> CommitResult:
+def _checked_apply(conn: sqlite3.Connection, batch: Batch, now: float) -> CommitResult:
+    """Check ``batch`` and apply it, or write nothing and return why not."""
+    if len(batch.inbox) == 1 and all(put.expected_version is None for put in batch.puts):
+        # The common inbound case (one event, its jobs): the inbox insert is the check and the first write.
+        key = batch.inbox[0]
+        inserted = conn.execute(
+            "INSERT INTO inbox (source, event_id, accepted_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+            (key.source, key.event_id, now),
+        ).rowcount
+        if inserted != 1:
+            return CommitResult(ok=False, duplicate=key)
+        return _apply(conn, batch, now, inbox_done=True)
     failed = _check(conn, batch)
-    if failed is not None:
-        raise _Abort(failed)
-    return _apply(conn, batch, now)
+    return failed if failed is not None else _apply(conn, batch, now)
+
+
+def _commit(conn: sqlite3.Connection, batch: Batch, now: float) -> CommitResult:
+    result = _checked_apply(conn, batch, now)
+    if not result.ok:
+        raise _Abort(result)
+    return result
+
+
+def _commit_group(conn: sqlite3.Connection, group: Sequence[_Pending]) -> list[CommitResult]:
+    # One transaction for many batches, each checked against the effects of those before it: the same outcome
+    # as committing them one after another, for one journal write.
+    return [_checked_apply(conn, pending.batch, pending.now) for pending in group]
+
+
+class _Pending:
+    """A batch waiting for the next group commit."""
+
+    __slots__ = ("batch", "done", "error", "now", "result")
+
+    def __init__(self, batch: Batch, now: float) -> None:
+        self.batch = batch
+        self.now = now
+        self.done = anyio.Event()
+        self.result: CommitResult | None = None
+        self.error: BaseException | None = None
+
+    def settle(self, result: CommitResult | None = None, error: BaseException | None = None) -> None:
+        self.result = result
+        self.error = error
+        self.done.set()
+
+    def outcome(self) -> CommitResult:
+        if self.error is not None:
+            raise self.error
+        assert self.result is not None
+        return self.result
+
+
+class _Checkpointer:
+    """Copies the write-ahead log back into the database from a daemon thread, when asked or once a second.
+
+    It uses the store's own connection under the store's lock, so no statement of this process writes during the
+    checkpoint: it completes and the next write starts the log from its beginning again (a checkpoint running
+    beside a steady writer never catches up, and the log would grow without bound). Meanwhile the event loop does
+    not wait: the store's calls find the lock taken and go to worker threads.
+    """
+
+    def __init__(self, name: str, checkpoint: Callable[[], None]) -> None:
+        self._checkpoint = checkpoint
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"norbit-sqlite-checkpoint {name}", daemon=True)
+        self._thread.start()
+
+    def request(self) -> None:
+        self._wake.set()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while True:
+            self._wake.wait(_CHECKPOINT_EVERY_SECONDS)
+            if self._stop.is_set():
+                return
+            self._wake.clear()
+            try:
+                self._checkpoint()
+            except sqlite3.Error as exc:
+                # PASSIVE gives up where another process is busy: a later round copies the rest.
+                log.debug("background checkpoint skipped: %s", exc)
 
 
 class SQLiteStore(ThreadedStoreLifecycle):
@@ -153,6 +260,13 @@ class SQLiteStore(ThreadedStoreLifecycle):
             raise ConfigurationError("SQLiteStore needs a non-empty file path")
         self._lock = threading.Lock()
         self._conn: sqlite3.Connection | None = None
+        self._checkpointer: _Checkpointer | None = None
+        self._since_checkpoint = 0
+        # Group commit: batches handed to commit() while another task is about to write join its transaction.
+        self._pending: list[_Pending] = []
+        self._flushing = False
+        #: How many transactions carried more than one batch (for tests and diagnostics).
+        self._group_commits = 0
 
     def __repr__(self) -> str:
         return f"SQLiteStore({self._path!r})"
@@ -174,6 +288,10 @@ class SQLiteStore(ThreadedStoreLifecycle):
             try:
                 conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
                 _prepare(conn)
+                conn.execute(f"PRAGMA wal_autocheckpoint = {_AUTOCHECKPOINT_PAGES}")
+                # From here on a busy database answers at once: inline statements fall back to a worker
+                # thread, and the thread waits with back-off (_call), so the event loop never blocks on a lock.
+                conn.execute("PRAGMA busy_timeout = 0")
             except sqlite3.DatabaseError as exc:
                 conn.close()
                 raise ConfigurationError(f"{self._path!r} is not a usable SQLite database: {exc}") from exc
@@ -181,26 +299,59 @@ class SQLiteStore(ThreadedStoreLifecycle):
                 conn.close()
                 raise
             self._conn = conn
+            self._since_checkpoint = 0
+            self._checkpointer = _Checkpointer(self._path, self._checkpoint_sync)
+
+    def _checkpoint_sync(self) -> None:
+        with self._lock:
+            if self._conn is not None and self._since_checkpoint:
+                self._since_checkpoint = 0
+                self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
 
     def _close_sync(self) -> None:
+        checkpointer, self._checkpointer = self._checkpointer, None
+        if checkpointer is not None:
+            checkpointer.stop()  # outside the lock: a checkpoint in progress needs it to finish
         with self._lock:
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
 
-    def _call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        with self._lock:
-            if self._conn is None:
-                raise UsageError("the SQLiteStore is not open: use `async with SQLiteStore(path)` or `await open()`")
-            try:
-                return fn(self._conn)
-            except UnicodeEncodeError:
-                raise UsageError("text given to SQLiteStore must be valid Unicode (no lone surrogates)") from None
+    def _wrote(self) -> None:
+        self._since_checkpoint += 1
+        if self._since_checkpoint == _CHECKPOINT_EVERY_COMMITS and self._checkpointer is not None:
+            self._checkpointer.request()
+
+    def _call(self, fn: Callable[[sqlite3.Connection], T], *, write: bool) -> T:
+        # In a worker thread: wait out another process's write lock with back-off, up to the busy timeout,
+        # releasing our own lock in between so inline statements can go on.
+        deadline = time.monotonic() + _BUSY_TIMEOUT_MS / 1000
+        delay = 0.001
+        while True:
+            with self._lock:
+                conn = self._conn
+                if conn is None:
+                    raise UsageError(
+                        "the SQLiteStore is not open: use `async with SQLiteStore(path)` or `await open()`"
+                    )
+                try:
+                    if not write:
+                        return fn(conn)
+                    result = _write(conn, fn)
+                    self._wrote()
+                    return result
+                except UnicodeEncodeError:
+                    raise UsageError("text given to SQLiteStore must be valid Unicode (no lone surrogates)") from None
+                except sqlite3.OperationalError as exc:
+                    if not _is_busy(exc) or time.monotonic() > deadline:
+                        raise
+            time.sleep(random.uniform(delay / 2, delay))
+            delay = min(delay * 2, 0.05)
 
     def _try_inline(self, fn: Callable[[sqlite3.Connection], T], *, write: bool) -> tuple[bool, T | None]:
         # A hop to a worker thread costs far more than a small SQLite statement. When nothing else in this
-        # process uses the connection, run right here; a write does so only if no other process holds the
-        # database's write lock (busy timeout 0), so the event loop never waits on another process.
+        # process uses the connection, run right here; busy_timeout is 0, so if another process holds the
+        # database's write lock the statement fails at once and the work goes to a thread instead.
         if not self._lock.acquire(blocking=False):
             return False, None
         try:
@@ -209,15 +360,13 @@ class SQLiteStore(ThreadedStoreLifecycle):
                 raise UsageError("the SQLiteStore is not open: use `async with SQLiteStore(path)` or `await open()`")
             if not write:
                 return True, fn(conn)
-            conn.execute("PRAGMA busy_timeout = 0")
-            try:
-                return True, _write(conn, fn)
-            except sqlite3.OperationalError as exc:
-                if "locked" in str(exc) or "busy" in str(exc):
-                    return False, None
-                raise
-            finally:
-                conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+            result = _write(conn, fn)
+            self._wrote()
+            return True, result
+        except sqlite3.OperationalError as exc:
+            if _is_busy(exc):
+                return False, None
+            raise
         except UnicodeEncodeError:
             raise UsageError("text given to SQLiteStore must be valid Unicode (no lone surrogates)") from None
         finally:
@@ -227,20 +376,68 @@ class SQLiteStore(ThreadedStoreLifecycle):
         done, result = self._try_inline(fn, write=False)
         if done:
             return cast(T, result)
-        return await anyio.to_thread.run_sync(self._call, fn)
+        return await anyio.to_thread.run_sync(lambda: self._call(fn, write=False))
 
     async def _run_write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         done, result = self._try_inline(fn, write=True)
         if done:
             return cast(T, result)
-        return await anyio.to_thread.run_sync(self._call, lambda conn: _write(conn, fn))
+        return await anyio.to_thread.run_sync(lambda: self._call(fn, write=True))
 
     # -- writes -------------------------------------------------------------------------------------------
 
     async def commit(self, batch: Batch, *, now: float) -> CommitResult:
         if not batch:
             return CommitResult(ok=True)
-        return await self._run_write(lambda conn: _commit(conn, batch, now))
+        pending = _Pending(batch, now)
+        self._pending.append(pending)
+        # Shielded like a worker thread's call: once handed over, the batch is committed whatever the caller does.
+        with anyio.CancelScope(shield=True):
+            if self._flushing:
+                await pending.done.wait()
+                return pending.outcome()
+            self._flushing = True
+            try:
+                # One turn of the event loop lets every task that is about to commit add its batch to this
+                # transaction. Batches arriving while it is written (in a worker thread) go in the next one.
+                await anyio.lowlevel.checkpoint()
+                while self._pending:
+                    group, self._pending = self._pending, []
+                    try:
+                        await self._flush(group)
+                    except BaseException as exc:
+                        # Interrupted (KeyboardInterrupt and the like): nobody may wait for ever.
+                        for waiting in (*group, *self._pending):
+                            if not waiting.done.is_set():
+                                waiting.settle(error=exc)
+                        self._pending = []
+                        raise
+            finally:
+                self._flushing = False
+        return pending.outcome()
+
+    async def _flush(self, group: list[_Pending]) -> None:
+        if len(group) == 1:
+            await self._commit_alone(group[0])
+            return
+        self._group_commits += 1
+        try:
+            results = await self._run_write(lambda conn: _commit_group(conn, group))
+        except Exception:
+            # One batch failed to apply: commit each on its own, so the error reaches only its own caller.
+            for pending in group:
+                await self._commit_alone(pending)
+            return
+        for pending, result in zip(group, results, strict=True):
+            pending.settle(result)
+
+    async def _commit_alone(self, pending: _Pending) -> None:
+        try:
+            result = await self._run_write(lambda conn: _commit(conn, pending.batch, pending.now))
+        except Exception as exc:
+            pending.settle(error=exc)
+        else:
+            pending.settle(result)
 
     # -- reads --------------------------------------------------------------------------------------------
 

@@ -635,3 +635,46 @@ class StoreConformance:
         entries = await store.transcript("c")
         assert [e.seq for e in entries] == list(range(1, 16))
         assert sorted(e.message.id for e in entries) == sorted(f"m{n}" for n in range(15))
+
+    @pytest.mark.anyio
+    async def test_concurrent_commits_are_as_if_one_after_another(self, store: Store) -> None:
+        # Many batches at once (a store may write them in one transaction): each event id is accepted once,
+        # each create-only document is created once, and a refused batch writes nothing.
+        results: dict[int, Any] = {}
+
+        async def commit(n: int) -> None:
+            batch = Batch(
+                puts=[Put(namespace="docs", key=f"d{n % 7}", value=n, expected_version=0)] if n % 2 else [],
+                inbox=[InboxKey(source="s", event_id=f"e{n % 10}")],
+                transcript=[_entry("c", n)],
+                jobs=[_job(f"q{n % 3}", n)],
+            )
+            results[n] = await store.commit(batch, now=n)
+
+        async with anyio.create_task_group() as tg:
+            for n in range(40):
+                tg.start_soon(commit, n)
+        accepted = sorted(n for n, result in results.items() if result.ok)
+        for n, result in results.items():
+            if not result.ok:
+                assert result.duplicate == InboxKey(source="s", event_id=f"e{n % 10}") or result.conflict == (
+                    "docs",
+                    f"d{n % 7}",
+                )
+        assert len({n % 10 for n in accepted}) == len(accepted)  # one batch per event id
+        created = [n for n in accepted if n % 2]
+        assert len({n % 7 for n in created}) == len(created)  # one creation per document
+        for n in created:
+            doc = await store.get("docs", f"d{n % 7}")
+            assert doc is not None
+            assert (doc.value, doc.version) == (n, 1)
+        entries = await store.transcript("c")
+        assert [e.seq for e in entries] == list(range(1, len(accepted) + 1))
+        assert sorted(int(e.message.id[1:]) for e in entries) == accepted
+        assert await store.pending_jobs() == len(accepted)
+        job_ids = [job_id for n in accepted for job_id in results[n].job_ids]
+        assert len(set(job_ids)) == len(accepted)
+        for n in range(10):  # every event id was accepted by exactly one batch
+            assert any(m % 10 == n for m in accepted) or all(
+                results[m].conflict is not None for m in range(40) if m % 10 == n
+            )
