@@ -754,7 +754,7 @@ class SlackConnector(Connector):
             not _inbound.is_human_message(event, bot_user_id=self.bot_user_id) or _ours(event.metadata_event_type)
         ):
             return HttpResponse(status=200)
-        raw = json.loads(body)["event"]
+        raw = inbound.raw_event if inbound.raw_event else json.loads(body)["event"]
         job = NewJob(
             queue_key=f"slack:{channel or 'none'}",
             connector=self.name,

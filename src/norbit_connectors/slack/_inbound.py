@@ -171,6 +171,8 @@ class EventCallback:
     team_id: str | None
     api_app_id: str | None
     event: SlackEvent
+    #: The ``event`` object as received, kept so that it can be stored without parsing the body again.
+    raw_event: Mapping[str, Any] = field(factory=dict, eq=False, repr=False)
 
 
 @frozen(kw_only=True)
@@ -424,12 +426,14 @@ def _event_body(data: Mapping[str, Any]) -> Inbound:
     if body_type != "event_callback":
         return UnknownPayload(type=body_type)
     where = "event_callback"
+    raw_event = _req_obj(data, "event", where)
     return EventCallback(
         event_id=_req_str(data, "event_id", where),
         event_time=_opt_int(data, "event_time", where),
         team_id=_opt_str(data, "team_id", where),
         api_app_id=_opt_str(data, "api_app_id", where),
-        event=parse_event(_req_obj(data, "event", where)),
+        event=parse_event(raw_event),
+        raw_event=raw_event,
     )
 
 

@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import time
 from collections.abc import Mapping
@@ -22,8 +21,7 @@ MAX_SKEW_SECONDS = 300
 def compute_signature(signing_secret: str, timestamp: str | int, body: bytes) -> str:
     """The ``v0=...`` signature Slack sends for ``body`` at ``timestamp``."""
     base = b"v0:" + str(timestamp).encode("ascii") + b":" + body
-    digest = hmac.new(signing_secret.encode("utf-8"), base, hashlib.sha256).hexdigest()
-    return "v0=" + digest
+    return "v0=" + hmac.digest(signing_secret.encode("utf-8"), base, "sha256").hex()
 
 
 def sign_headers(signing_secret: str, body: bytes, *, timestamp: int | None = None) -> dict[str, str]:
@@ -37,6 +35,10 @@ def sign_headers(signing_secret: str, body: bytes, *, timestamp: int | None = No
 
 def _header(headers: Mapping[str, str], name: str) -> str | None:
     lowered = name.lower()
+    # ASGI servers hand over lower-case names: try those first, then any case.
+    value = headers.get(lowered)
+    if value is not None:
+        return value
     for key, value in headers.items():
         if key.lower() == lowered:
             return value
