@@ -43,6 +43,10 @@ _BUSY_TIMEOUT_MS = 30_000
 _CHECKPOINT_EVERY_COMMITS = 500
 _CHECKPOINT_EVERY_SECONDS = 1.0
 _AUTOCHECKPOINT_PAGES = 20_000
+_CHECKPOINT_ROUNDS = 5
+_CHECKPOINT_LEFT_PAGES = 256
+# The locked step (which lets the log start over) waits until the log holds this many pages (16 MB at 4 KB).
+_RESTART_LOG_PAGES = 4_096
 
 # A live job is the head of its queue key when no older live job shares the key: one index probe per row, so
 # scans in id (or not_before) order stop as soon as they have found enough heads.
@@ -180,25 +184,85 @@ def _commit(conn: sqlite3.Connection, batch: Batch, now: float) -> CommitResult:
 def _commit_group(conn: sqlite3.Connection, group: Sequence[_Pending]) -> list[CommitResult]:
     # One transaction for many batches, each checked against the effects of those before it: the same outcome
     # as committing them one after another, for one journal write.
+    if len(group) <= _MAX_ROWS_PER_INSERT and all(_is_inbound(pending.batch) for pending in group):
+        return _commit_inbound_group(conn, group)
     return [_checked_apply(conn, pending.batch, pending.now) for pending in group]
+
+
+# Rows per multi-row INSERT: well below SQLite's limit of 32,766 bound parameters at 6 per row.
+_MAX_ROWS_PER_INSERT = 1_000
+
+
+def _is_inbound(batch: Batch) -> bool:
+    """One event accepted with its jobs: what webhooks commit."""
+    return len(batch.inbox) == 1 and not batch.puts and not batch.transcript
+
+
+def _commit_inbound_group(conn: sqlite3.Connection, group: Sequence[_Pending]) -> list[CommitResult]:
+    """Inbound batches in one statement per table: the inbox insert tells which events are new (an event
+    id seen before, or earlier in the group, makes its batch a duplicate that writes nothing)."""
+    first: dict[InboxKey, int] = {}
+    for i, pending in enumerate(group):
+        first.setdefault(pending.batch.inbox[0], i)
+    candidates = sorted(first.values())
+    rows = [(group[i].batch.inbox[0].source, group[i].batch.inbox[0].event_id, group[i].now) for i in candidates]
+    inserted = {
+        (source, event_id)
+        for source, event_id in conn.execute(
+            "INSERT INTO inbox (source, event_id, accepted_at) VALUES "
+            + ", ".join(["(?, ?, ?)"] * len(rows))
+            + " ON CONFLICT DO NOTHING RETURNING source, event_id",
+            [value for row in rows for value in row],
+        ).fetchall()
+    }
+    accepted = [i for i in candidates if (group[i].batch.inbox[0].source, group[i].batch.inbox[0].event_id) in inserted]
+    job_rows = [
+        (job.queue_key, job.connector, job.kind, dump_json(dict(job.payload)), job.not_before, group[i].now)
+        for i in accepted
+        for job in group[i].batch.jobs
+    ]
+    last_id = 0
+    if job_rows:
+        conn.execute(
+            "INSERT INTO jobs (queue_key, connector, kind, payload, not_before, created_at) VALUES "
+            + ", ".join(["(?, ?, ?, ?, ?, ?)"] * len(job_rows)),
+            [value for row in job_rows for value in row],
+        )
+        # AUTOINCREMENT hands the rows of one statement consecutive ids, in order.
+        last_id = int(conn.execute("SELECT last_insert_rowid()").fetchone()[0])
+    next_id = last_id - len(job_rows) + 1
+    results: list[CommitResult] = []
+    accepted_set = set(accepted)
+    for i, pending in enumerate(group):
+        if i not in accepted_set:
+            results.append(CommitResult(ok=False, duplicate=pending.batch.inbox[0]))
+            continue
+        count = len(pending.batch.jobs)
+        results.append(CommitResult(ok=True, job_ids=tuple(range(next_id, next_id + count))))
+        next_id += count
+    return results
 
 
 class _Pending:
     """A batch waiting for the next group commit."""
 
-    __slots__ = ("batch", "done", "error", "now", "result")
+    __slots__ = ("batch", "done", "error", "now", "result", "settled")
 
     def __init__(self, batch: Batch, now: float) -> None:
         self.batch = batch
         self.now = now
-        self.done = anyio.Event()
+        self.settled = False
+        # Only a task that waits for another task's flush needs an event to wake it.
+        self.done: anyio.Event | None = None
         self.result: CommitResult | None = None
         self.error: BaseException | None = None
 
     def settle(self, result: CommitResult | None = None, error: BaseException | None = None) -> None:
         self.result = result
         self.error = error
-        self.done.set()
+        self.settled = True
+        if self.done is not None:
+            self.done.set()
 
     def outcome(self) -> CommitResult:
         if self.error is not None:
@@ -210,17 +274,20 @@ class _Pending:
 class _Checkpointer:
     """Copies the write-ahead log back into the database from a daemon thread, when asked or once a second.
 
-    It uses the store's own connection under the store's lock, so no statement of this process writes during the
-    checkpoint: it completes and the next write starts the log from its beginning again (a checkpoint running
-    beside a steady writer never catches up, and the log would grow without bound). Meanwhile the event loop does
-    not wait: the store's calls find the lock taken and go to worker threads.
+    First on a connection of its own, beside the store's writes: that copies almost everything and syncs it to
+    disk while commits go on. Once the log has grown past 16 MB, it also copies the few pages written meanwhile,
+    on the store's connection under the store's lock, so that the checkpoint completes and the next write starts
+    the log from its beginning again (a checkpoint running beside a steady writer never catches up, and the log
+    would grow without bound). The event loop never waits: while the lock is taken, the store's calls go to
+    worker threads.
     """
 
-    def __init__(self, name: str, checkpoint: Callable[[], None]) -> None:
-        self._checkpoint = checkpoint
+    def __init__(self, path: str, finish: Callable[[], None]) -> None:
+        self._path = path
+        self._finish = finish
         self._wake = threading.Event()
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"norbit-sqlite-checkpoint {name}", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=f"norbit-sqlite-checkpoint {path}", daemon=True)
         self._thread.start()
 
     def request(self) -> None:
@@ -232,16 +299,29 @@ class _Checkpointer:
         self._thread.join()
 
     def _run(self) -> None:
-        while True:
-            self._wake.wait(_CHECKPOINT_EVERY_SECONDS)
-            if self._stop.is_set():
-                return
-            self._wake.clear()
-            try:
-                self._checkpoint()
-            except sqlite3.Error as exc:
-                # PASSIVE gives up where another process is busy: a later round copies the rest.
-                log.debug("background checkpoint skipped: %s", exc)
+        conn: sqlite3.Connection | None = None
+        try:
+            while True:
+                self._wake.wait(_CHECKPOINT_EVERY_SECONDS)
+                if self._stop.is_set():
+                    return
+                self._wake.clear()
+                try:
+                    if conn is None:
+                        conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+                    # PASSIVE never waits for readers or writers. Rounds go on while commits keep adding more
+                    # than a few pages, so that what is left for the locked step is small.
+                    for _ in range(_CHECKPOINT_ROUNDS):
+                        _, logged, copied = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                        if logged - copied <= _CHECKPOINT_LEFT_PAGES:
+                            break
+                    if logged >= _RESTART_LOG_PAGES:
+                        self._finish()
+                except sqlite3.Error as exc:
+                    log.debug("background checkpoint of %r skipped: %s", self._path, exc)
+        finally:
+            if conn is not None:
+                conn.close()
 
 
 class SQLiteStore(ThreadedStoreLifecycle):
@@ -300,12 +380,11 @@ class SQLiteStore(ThreadedStoreLifecycle):
                 raise
             self._conn = conn
             self._since_checkpoint = 0
-            self._checkpointer = _Checkpointer(self._path, self._checkpoint_sync)
+            self._checkpointer = _Checkpointer(self._path, self._finish_checkpoint)
 
-    def _checkpoint_sync(self) -> None:
+    def _finish_checkpoint(self) -> None:
         with self._lock:
-            if self._conn is not None and self._since_checkpoint:
-                self._since_checkpoint = 0
+            if self._conn is not None:
                 self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
 
     def _close_sync(self) -> None:
@@ -319,7 +398,8 @@ class SQLiteStore(ThreadedStoreLifecycle):
 
     def _wrote(self) -> None:
         self._since_checkpoint += 1
-        if self._since_checkpoint == _CHECKPOINT_EVERY_COMMITS and self._checkpointer is not None:
+        if self._since_checkpoint >= _CHECKPOINT_EVERY_COMMITS and self._checkpointer is not None:
+            self._since_checkpoint = 0
             self._checkpointer.request()
 
     def _call(self, fn: Callable[[sqlite3.Connection], T], *, write: bool) -> T:
@@ -391,29 +471,31 @@ class SQLiteStore(ThreadedStoreLifecycle):
             return CommitResult(ok=True)
         pending = _Pending(batch, now)
         self._pending.append(pending)
-        # Shielded like a worker thread's call: once handed over, the batch is committed whatever the caller does.
-        with anyio.CancelScope(shield=True):
-            if self._flushing:
-                await pending.done.wait()
-                return pending.outcome()
-            self._flushing = True
-            try:
-                # One turn of the event loop lets every task that is about to commit add its batch to this
-                # transaction. Batches arriving while it is written (in a worker thread) go in the next one.
-                await anyio.lowlevel.checkpoint()
-                while self._pending:
-                    group, self._pending = self._pending, []
-                    try:
-                        await self._flush(group)
-                    except BaseException as exc:
-                        # Interrupted (KeyboardInterrupt and the like): nobody may wait for ever.
-                        for waiting in (*group, *self._pending):
-                            if not waiting.done.is_set():
-                                waiting.settle(error=exc)
-                        self._pending = []
-                        raise
-            finally:
-                self._flushing = False
+        if self._flushing:
+            # Another task writes it. Cancelling this wait does not take the batch back, as with a worker
+            # thread's call: it is committed all the same.
+            pending.done = anyio.Event()
+            await pending.done.wait()
+            return pending.outcome()
+        self._flushing = True
+        try:
+            # One turn of the event loop lets every task that is about to commit add its batch to this
+            # transaction; batches arriving while it is written (in a worker thread) go in the next one. Nothing
+            # from here on can be cancelled, so no batch handed over is left unwritten.
+            await anyio.lowlevel.cancel_shielded_checkpoint()
+            while self._pending:
+                group, self._pending = self._pending, []
+                try:
+                    await self._flush(group)
+                except BaseException as exc:
+                    # Interrupted (KeyboardInterrupt and the like): nobody may wait for ever.
+                    for waiting in (*group, *self._pending):
+                        if not waiting.settled:
+                            waiting.settle(error=exc)
+                    self._pending = []
+                    raise
+        finally:
+            self._flushing = False
         return pending.outcome()
 
     async def _flush(self, group: list[_Pending]) -> None:

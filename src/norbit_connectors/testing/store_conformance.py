@@ -678,3 +678,37 @@ class StoreConformance:
             assert any(m % 10 == n for m in accepted) or all(
                 results[m].conflict is not None for m in range(40) if m % 10 == n
             )
+
+    @pytest.mark.anyio
+    async def test_concurrent_inbound_batches_accept_each_event_once(self, store: Store) -> None:
+        # The shape webhooks commit (one event id and its jobs), many at once, with repeats among them and of
+        # events accepted earlier: each new event is accepted once, with all its jobs; a repeat writes nothing.
+        for n in range(5):
+            assert (await store.commit(Batch(inbox=[InboxKey(source="s", event_id=f"e{n}")]), now=0)).ok
+        results: dict[int, Any] = {}
+
+        async def commit(n: int) -> None:
+            jobs = [_job(f"q{n % 3}", n * 10 + j) for j in range(n % 3)]
+            batch = Batch(inbox=[InboxKey(source="s", event_id=f"e{n % 20}")], jobs=jobs)
+            results[n] = await store.commit(batch, now=n)
+
+        async with anyio.create_task_group() as tg:
+            for n in range(60):
+                tg.start_soon(commit, n)
+        accepted = [n for n, result in results.items() if result.ok]
+        assert sorted(n % 20 for n in accepted) == list(range(5, 20))
+        for n, result in results.items():
+            if not result.ok:
+                assert result.duplicate == InboxKey(source="s", event_id=f"e{n % 20}")
+                assert result.job_ids == ()
+        job_ids = {job_id: n for n in accepted for job_id in results[n].job_ids}
+        assert sum(len(results[n].job_ids) for n in accepted) == len(job_ids) == sum(n % 3 for n in accepted)
+        assert await store.pending_jobs() == len(job_ids)
+        jobs = []
+        while claimed := await store.claim_jobs("w", now=1e9, lease_seconds=60, limit=100):
+            for job in claimed:
+                # Every id names the job its batch was told about.
+                assert job.payload["n"] // 10 == job_ids[job.id]
+                jobs.append(job.id)
+                assert await store.finish_job(job.id, "w", now=0)
+        assert sorted(jobs) == sorted(job_ids)
