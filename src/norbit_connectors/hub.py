@@ -70,6 +70,9 @@ ROUTING = "routing"
 ROUTING_KEY = "state"
 HUB = "hub"
 
+#: Conversations whose last state the hub keeps in memory (see ``Hub._states``).
+_STATE_CACHE_SIZE = 4096
+
 
 @frozen(kw_only=True)
 class DeadLetter:
@@ -185,6 +188,11 @@ class Hub:
         self._context = _Context(self)
         self._task_group: TaskGroup | None = None
         self._inflight: dict[int, Job] = {}
+        # conversation id -> (version, state, stored value) as this hub last committed it. Only a hint for planning
+        # the next write: every write of a conversation is compare-and-swap on its version, so a state changed
+        # meanwhile elsewhere (another hub process, a job) fails the write, and the state is read again.
+        self._states: dict[str, tuple[int, ConversationState, dict[str, Any]]] = {}
+        self._planned: tuple[ConversationState, dict[str, Any]] | None = None
         self._wake = anyio.Event()
         self._changed = anyio.Event()
         self._running = False
@@ -214,6 +222,7 @@ class Hub:
         if self._running:
             raise UsageError("this hub is already running")
         await self.store.open()
+        self._states.clear()
         started: list[Connector] = []
         try:
             for connector in self._connectors.values():
@@ -315,7 +324,10 @@ class Hub:
                         self._event_job(connector.name, conversation.id, _replay(state.conversation, e, self._agents))
                         for e in transcript
                     )
-            result = await self.store.commit(Batch(puts=[self._put_state(state, version)], jobs=jobs), now=now)
+            batch = Batch(puts=[self._put_state(state, version)], jobs=jobs)
+            self._planned = None
+            result = await self.store.commit(batch, now=now)
+            self._forget_states(batch)
             if result.ok:
                 self._wake_up()
                 return
@@ -388,12 +400,39 @@ class Hub:
         return given
 
     def _put_state(self, state: ConversationState, version: int) -> Put:
-        return Put(
-            namespace=CONVERSATIONS,
-            key=state.conversation.id,
-            value=converter.unstructure(state),
-            expected_version=version,
-        )
+        cached = self._states.get(state.conversation.id)
+        if cached is not None and cached[0] == version and cached[1] == state:
+            value = cached[2]  # unchanged: the stores copy what they are given, so the value can be shared
+        else:
+            value = converter.unstructure(state)
+        self._planned = (state, value)
+        return Put(namespace=CONVERSATIONS, key=state.conversation.id, value=value, expected_version=version)
+
+    def _remember(
+        self,
+        conversation_id: str,
+        batch: Batch,
+        versions: Sequence[int],
+        planned: tuple[ConversationState, dict[str, Any]] | None,
+    ) -> None:
+        """Keep the conversation's state (``planned``) as ``batch``, just committed with ``versions``, wrote it."""
+        self._states.pop(conversation_id, None)
+        if planned is None:
+            return
+        for put, version in zip(batch.puts, versions, strict=False):
+            if put.namespace == CONVERSATIONS and put.key == conversation_id:
+                if put.value is planned[1] and not put.delete:
+                    if len(self._states) >= _STATE_CACHE_SIZE:
+                        del self._states[next(iter(self._states))]
+                    self._states[conversation_id] = (version, planned[0], planned[1])
+                return
+
+    def _forget_states(self, batch: Batch | None) -> None:
+        """Drop the kept state of the conversations ``batch`` writes other than through ``_commit_planned``."""
+        if batch is not None:
+            for put in batch.puts:
+                if put.namespace == CONVERSATIONS:
+                    self._states.pop(put.key, None)
 
     def _event_job(self, connector: str, conversation_id: str, event: HubEvent) -> NewJob:
         kind, payload = encode_event(event)
@@ -470,20 +509,37 @@ class Hub:
         self, conversation_id: str, plan: Callable[[ConversationState | None, int], Batch | None]
     ) -> None:
         self._require_running()
+        cached = self._states.get(conversation_id)
         while True:
-            doc = await self.store.get(CONVERSATIONS, conversation_id)
-            state = _state_from(doc.value) if doc is not None else None
-            batch = plan(state, doc.version if doc is not None else 0)
+            state: ConversationState | None
+            if cached is not None:
+                version, state = cached[0], cached[1]
+            else:
+                doc = await self.store.get(CONVERSATIONS, conversation_id)
+                state = _state_from(doc.value) if doc is not None else None
+                version = doc.version if doc is not None else 0
+            self._planned = None
+            batch = plan(state, version)
+            planned, self._planned = self._planned, None
             if batch is None:
+                if cached is not None:
+                    # Nothing to write is a decision no version check confirms: make it on the stored state.
+                    self._states.pop(conversation_id, None)
+                    cached = None
+                    continue
                 return
             result = await self.store.commit(batch, now=self._clock())
             if result.ok:
+                self._remember(conversation_id, batch, result.versions, planned)
                 if batch.jobs:
                     self._wake_up()
                 return
             if result.duplicate is not None:
                 log.debug("conversation %s: message already accepted, ignored", conversation_id)
                 return
+            # Written meanwhile by someone else: plan again on the stored state.
+            self._states.pop(conversation_id, None)
+            cached = None
 
     # -- hub jobs ----------------------------------------------------------------------------------------
 
@@ -643,6 +699,7 @@ class Hub:
                 ),
                 now=self._clock(),
             )
+            self._forget_states(batch)
             if result.ok:
                 self._engine = (result.versions[0], engine)
                 if batch.jobs or extra:
@@ -818,10 +875,12 @@ class Hub:
                     # Recording the outcome failed (the store): the lease runs out and the job is done again,
                     # where the connectors' reconciliation keeps it from doubling.
                     log.exception("job %s (%s/%s): recording its outcome failed", job.id, job.connector, job.kind)
-                finally:
-                    self._inflight.pop(job.id, None)
-                    if len(self._inflight) <= self._workers:
-                        self._wake_up()
+                # Cut short instead (the hub is stopping), the job stays held: leaving, the hub hands it back to
+                # the queue at once rather than at the end of its lease.
+                self._inflight.pop(job.id, None)
+                if len(self._inflight) <= self._workers:
+                    self._wake_up()
+                if not self._inflight:
                     self._notify_changed()
 
     async def _run_job(self, job: Job) -> None:
@@ -875,7 +934,10 @@ class Hub:
         except Exception as exc:
             await self._failed(job, exc)
             return
-        if not await store.finish_job(job.id, self._owner, batch=batch, now=self._clock()):
+        self._planned = None
+        finished = await store.finish_job(job.id, self._owner, batch=batch, now=self._clock())
+        self._forget_states(batch)
+        if not finished:
             # A concurrent writer changed the conversation first: plan the job again.
             await store.retry_job(job.id, self._owner, not_before=self._clock(), error="conflict", now=self._clock())
 
