@@ -339,3 +339,37 @@ async def test_a_bad_inbound_batch_in_a_shared_transaction_fails_alone(tmp_path:
         assert await store.pending_jobs() == 9
         # The refused batch left no inbox key behind: the event can still be accepted.
         assert (await store.commit(Batch(inbox=[InboxKey(source="s", event_id="e3")]), now=0)).ok
+
+
+def test_event_loops_in_two_threads_may_share_a_store(tmp_path: Path) -> None:
+    import threading
+
+    store = SQLiteStore(tmp_path / "db.sqlite3")
+    anyio.run(store.open)
+    failures: list[BaseException] = []
+
+    async def burst(name: str) -> None:
+        async def commit(n: int) -> None:
+            batch = Batch(inbox=[InboxKey(source=name, event_id=f"e{n}")], jobs=[_job(f"{name}{n % 3}", n)])
+            assert (await store.commit(batch, now=0)).ok
+
+        async with anyio.create_task_group() as tg:
+            for n in range(200):
+                tg.start_soon(commit, n)
+
+    def run(name: str, backend: str) -> None:
+        try:
+            anyio.run(burst, name, backend=backend)
+        except BaseException as exc:  # reported below, in the test's thread
+            failures.append(exc)
+
+    threads = [
+        threading.Thread(target=run, args=(name, backend)) for name, backend in (("a", "asyncio"), ("b", "trio"))
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
+    assert anyio.run(store.pending_jobs) == 400
+    anyio.run(store.close)

@@ -243,17 +243,24 @@ def _commit_inbound_group(conn: sqlite3.Connection, group: Sequence[_Pending]) -
     return results
 
 
+class _Groups(threading.local):
+    """The group commit in progress in one thread's event loop."""
+
+    def __init__(self) -> None:
+        self.pending: list[_Pending] = []
+        self.written: anyio.Event | None = None
+        self.flushing = False
+
+
 class _Pending:
     """A batch waiting for the next group commit."""
 
-    __slots__ = ("batch", "done", "error", "now", "result", "settled")
+    __slots__ = ("batch", "error", "now", "result", "settled")
 
     def __init__(self, batch: Batch, now: float) -> None:
         self.batch = batch
         self.now = now
         self.settled = False
-        # Only a task that waits for another task's flush needs an event to wake it.
-        self.done: anyio.Event | None = None
         self.result: CommitResult | None = None
         self.error: BaseException | None = None
 
@@ -261,8 +268,6 @@ class _Pending:
         self.result = result
         self.error = error
         self.settled = True
-        if self.done is not None:
-            self.done.set()
 
     def outcome(self) -> CommitResult:
         if self.error is not None:
@@ -343,8 +348,8 @@ class SQLiteStore(ThreadedStoreLifecycle):
         self._checkpointer: _Checkpointer | None = None
         self._since_checkpoint = 0
         # Group commit: batches handed to commit() while another task is about to write join its transaction.
-        self._pending: list[_Pending] = []
-        self._flushing = False
+        # Per thread, so that event loops in several threads may share the store: each groups its own commits.
+        self._groups = _Groups()
         #: How many transactions carried more than one batch (for tests and diagnostics).
         self._group_commits = 0
 
@@ -470,32 +475,41 @@ class SQLiteStore(ThreadedStoreLifecycle):
         if not batch:
             return CommitResult(ok=True)
         pending = _Pending(batch, now)
-        self._pending.append(pending)
-        if self._flushing:
-            # Another task writes it. Cancelling this wait does not take the batch back, as with a worker
-            # thread's call: it is committed all the same.
-            pending.done = anyio.Event()
-            await pending.done.wait()
+        state = self._groups
+        state.pending.append(pending)
+        if state.flushing:
+            # Another task writes it; one event wakes every batch of the same group. Cancelling this wait does
+            # not take the batch back, as with a worker thread's call: it is committed all the same.
+            if state.written is None:
+                state.written = anyio.Event()
+            await state.written.wait()
             return pending.outcome()
-        self._flushing = True
+        state.flushing = True
         try:
             # One turn of the event loop lets every task that is about to commit add its batch to this
             # transaction; batches arriving while it is written (in a worker thread) go in the next one. Nothing
             # from here on can be cancelled, so no batch handed over is left unwritten.
             await anyio.lowlevel.cancel_shielded_checkpoint()
-            while self._pending:
-                group, self._pending = self._pending, []
+            while state.pending:
+                group, state.pending = state.pending, []
+                written, state.written = state.written, None
                 try:
                     await self._flush(group)
                 except BaseException as exc:
                     # Interrupted (KeyboardInterrupt and the like): nobody may wait for ever.
-                    for waiting in (*group, *self._pending):
+                    for waiting in (*group, *state.pending):
                         if not waiting.settled:
                             waiting.settle(error=exc)
-                    self._pending = []
+                    state.pending = []
+                    for event in (written, state.written):
+                        if event is not None:
+                            event.set()
+                    state.written = None
                     raise
+                if written is not None:
+                    written.set()
         finally:
-            self._flushing = False
+            state.flushing = False
         return pending.outcome()
 
     async def _flush(self, group: list[_Pending]) -> None:
