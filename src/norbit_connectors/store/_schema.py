@@ -141,6 +141,10 @@ SQLITE_MIGRATIONS: tuple[tuple[str, ...], ...] = (
         # next_job_time walks live jobs by due time until it meets a head.
         "CREATE INDEX IF NOT EXISTS jobs_live_due ON jobs (not_before) WHERE dead = 0",
     ),
+    (
+        # Every accepted event paid for this index; only prune() used it, and a scan serves an occasional prune.
+        "DROP INDEX IF EXISTS inbox_accepted_at",
+    ),
 )
 
 # -- PostgreSQL --------------------------------------------------------------------------------------------

@@ -666,10 +666,12 @@ class SQLiteStore(ThreadedStoreLifecycle):
         return await self._run(read)
 
     async def prune(self, *, inbox_before: float) -> int:
-        # Finished jobs are deleted when they finish, so only the inbox has anything to forget.
-        return await self._run_write(
-            lambda conn: conn.execute("DELETE FROM inbox WHERE accepted_at < ?", (inbox_before,)).rowcount
-        )
+        # Finished jobs are deleted when they finish, so only the inbox has anything to forget. This scans the
+        # whole inbox (no index slows every accepted event down for it), so it always runs in a worker thread.
+        def prune(conn: sqlite3.Connection) -> int:
+            return conn.execute("DELETE FROM inbox WHERE accepted_at < ?", (inbox_before,)).rowcount
+
+        return await anyio.to_thread.run_sync(lambda: self._call(prune, write=True))
 
 
 def _holds(conn: sqlite3.Connection, job_id: int, owner: str) -> bool:
