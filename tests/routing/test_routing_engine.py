@@ -4,7 +4,7 @@ import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from norbit_connectors import Agent, AlreadyClaimed, Assignment, UsageError
@@ -398,6 +398,7 @@ SNAPSHOT_KEYS = ["format", "seq", "online", "last", "conversations", "queues", "
 
 
 @given(key=st.sampled_from(SNAPSHOT_KEYS), value=json_values)
+@example(key="last", value={"": []})  # an agent's last assignment that is an empty list
 def test_any_damaged_snapshot_loads_or_is_a_usage_error(key: str, value: object) -> None:
     agents = [agent("a"), agent("b", "sales")]
     engine = engine_with(*agents, online=("a",), max_concurrent=1)

@@ -601,7 +601,7 @@ class RoutingEngine:
         engine = cls(routing, agents)
         try:
             engine._load_snapshot(data)
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
             raise UsageError(f"malformed routing snapshot: {exc!r}") from exc
         return engine
 
