@@ -46,6 +46,9 @@ __all__ = ["METADATA_EVENT_TYPE", "SlackConnector"]
 
 log = logging.getLogger("norbit_connectors.slack")
 
+# The plain acknowledgement, shared: responses are immutable.
+_OK = HttpResponse(status=200)
+
 #: The ``event_type`` of the Slack message metadata on every message we post.
 METADATA_EVENT_TYPE = "norbit_message"
 
@@ -726,7 +729,7 @@ class SlackConnector(Connector):
             body = urllib.parse.urlencode({"payload": json.dumps(payload)}).encode()
             inbound = _inbound.parse_request("application/x-www-form-urlencoded", body)
         else:
-            return HttpResponse(status=200)
+            return _OK
         return await self._dispatch(inbound, body)
 
     async def _dispatch(self, inbound: _inbound.Inbound, body: bytes) -> HttpResponse:
@@ -740,7 +743,7 @@ class SlackConnector(Connector):
             return await self._slash_command(inbound)
         if isinstance(inbound, _inbound.BlockActions):
             return await self._block_actions(inbound)
-        return HttpResponse(status=200)
+        return _OK
 
     async def _accept_event(self, inbound: _inbound.EventCallback, body: bytes) -> HttpResponse:
         event = inbound.event
@@ -749,11 +752,11 @@ class SlackConnector(Connector):
             event,
             _inbound.MessageEvent | _inbound.MessageChanged | _inbound.MessageDeleted | _inbound.ChannelArchived,
         ):
-            return HttpResponse(status=200)
+            return _OK
         if isinstance(event, _inbound.MessageEvent) and (
             not _inbound.is_human_message(event, bot_user_id=self.bot_user_id) or _ours(event.metadata_event_type)
         ):
-            return HttpResponse(status=200)
+            return _OK
         raw = inbound.raw_event if inbound.raw_event else json.loads(body)["event"]
         job = NewJob(
             queue_key=f"slack:{channel or 'none'}",
@@ -762,7 +765,7 @@ class SlackConnector(Connector):
             payload={"event": raw, "event_id": inbound.event_id},
         )
         await self.context.accept_inbound("slack", inbound.event_id, [job])
-        return HttpResponse(status=200)
+        return _OK
 
     async def _slash_command(self, command: _inbound.SlashCommand) -> HttpResponse:
         if command.command != "/archive":
@@ -802,7 +805,7 @@ class SlackConnector(Connector):
         if jobs:
             stamp = actions.trigger_id or "|".join(a.action_ts or "" for a in actions.actions)
             await self.context.accept_inbound("slack", f"act:{stamp}", jobs)
-        return HttpResponse(status=200)
+        return _OK
 
     # -- inbound processing (in the hub's workers) -------------------------------------------------------
 
