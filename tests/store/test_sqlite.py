@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import anyio
@@ -241,104 +241,44 @@ async def test_concurrent_commits_share_transactions(tmp_path: Path) -> None:
         assert all(job_ids[job.payload["n"]] == job.id for job in claimed)
 
 
+def _document_batch(n: int, bad: bool) -> Batch:
+    return Batch(puts=[Put(namespace="ns", key="\ud800" if bad else f"k{n}", value=n)])
+
+
+def _inbound_batch(n: int, bad: bool) -> Batch:
+    payload: dict[str, object] = {"n": n, "bad": object()} if bad else {"n": n}
+    job = NewJob(queue_key=f"q{n}", connector="c", kind="k", payload=payload)
+    return Batch(inbox=[InboxKey(source="s", event_id=f"e{n}")], jobs=[job])
+
+
 @pytest.mark.anyio
-async def test_a_bad_batch_in_a_shared_transaction_fails_alone(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("make", "error"), [(_document_batch, UsageError), (_inbound_batch, TypeError)], ids=["documents", "inbound"]
+)
+async def test_a_bad_batch_in_a_shared_transaction_fails_alone(
+    tmp_path: Path, make: Callable[[int, bool], Batch], error: type[Exception]
+) -> None:
     async with SQLiteStore(tmp_path / "db.sqlite3") as store:
         outcomes: dict[int, object] = {}
 
         async def commit(n: int) -> None:
-            key = "\ud800" if n == 5 else f"k{n}"
             try:
-                outcomes[n] = await store.commit(Batch(puts=[Put(namespace="ns", key=key, value=n)]), now=0)
-            except UsageError as exc:
-                outcomes[n] = exc
-
-        async with anyio.create_task_group() as tg:
-            for n in range(12):
-                tg.start_soon(commit, n)
-        assert isinstance(outcomes.pop(5), UsageError)
-        assert all(getattr(result, "ok", False) for result in outcomes.values())
-        assert [key for key, _ in await store.scan("ns")] == sorted(f"k{n}" for n in range(12) if n != 5)
-
-
-@pytest.mark.anyio
-async def test_a_cancelled_caller_still_gets_its_batch_committed(tmp_path: Path) -> None:
-    async with SQLiteStore(tmp_path / "db.sqlite3") as store:
-        with anyio.CancelScope() as scope:
-            scope.cancel()
-            # Cancelled before it starts: a handed-over batch is written anyway, as with a worker thread's call.
-            await store.commit(Batch(inbox=[InboxKey(source="s", event_id="e")], jobs=[_job("q")]), now=0)
-        assert await store.pending_jobs() == 1
-
-
-@pytest.mark.anyio
-async def test_the_write_ahead_log_is_checkpointed_in_the_background(tmp_path: Path) -> None:
-    import threading
-
-    path = tmp_path / "db.sqlite3"
-    wal = tmp_path / "db.sqlite3-wal"
-    async with SQLiteStore(path) as store:
-        assert any(t.name.startswith("norbit-sqlite-checkpoint") for t in threading.enumerate())
-        largest = 0
-        for n in range(6000):
-            await store.commit(Batch(inbox=[InboxKey(source="s", event_id=f"e{n}")], jobs=[_job("q", n)]), now=n)
-            if n % 100 == 0:
-                largest = max(largest, wal.stat().st_size)
-                await anyio.lowlevel.checkpoint()  # let the checkpoint thread run as a busy server would
-    # 6,000 commits write some 36,000 pages (150 MB) to the log; checkpoints keep it a fraction of that size
-    # (SQLite's own automatic checkpoint is set far higher, so this is the background thread's work).
-    assert largest < 60_000_000, largest  # about 30 MB
-    assert not any(t.name.startswith("norbit-sqlite-checkpoint") for t in threading.enumerate())
-
-
-@pytest.mark.anyio
-async def test_a_commit_waits_for_another_process_holding_the_write_lock(tmp_path: Path) -> None:
-    import sqlite3
-
-    path = tmp_path / "db.sqlite3"
-    async with SQLiteStore(path) as store:
-        other = sqlite3.connect(path, isolation_level=None)
-        other.execute("BEGIN IMMEDIATE")
-        released = False
-
-        async def release_later() -> None:
-            nonlocal released
-            await anyio.sleep(0.3)
-            released = True
-            other.execute("COMMIT")
-
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(release_later)
-            result = await store.commit(Batch(jobs=[_job("q")]), now=0)
-            assert released  # it waited for the lock rather than failing
-        other.close()
-        assert result.ok
-        assert await store.pending_jobs() == 1
-
-
-@pytest.mark.anyio
-async def test_a_bad_inbound_batch_in_a_shared_transaction_fails_alone(tmp_path: Path) -> None:
-    async with SQLiteStore(tmp_path / "db.sqlite3") as store:
-        outcomes: dict[int, object] = {}
-
-        async def commit(n: int) -> None:
-            payload: dict[str, object] = {"n": n, "bad": object()} if n == 3 else {"n": n}
-            job = NewJob(queue_key=f"q{n}", connector="c", kind="k", payload=payload)
-            try:
-                outcomes[n] = await store.commit(
-                    Batch(inbox=[InboxKey(source="s", event_id=f"e{n}")], jobs=[job]), now=0
-                )
-            except TypeError as exc:
+                outcomes[n] = await store.commit(make(n, n == 3), now=0)
+            except error as exc:
                 outcomes[n] = exc
 
         async with anyio.create_task_group() as tg:
             for n in range(10):
                 tg.start_soon(commit, n)
-        assert isinstance(outcomes.pop(3), TypeError)
+        assert store._group_commits >= 1
+        assert isinstance(outcomes.pop(3), error)
         assert all(getattr(result, "ok", False) for result in outcomes.values())
-        assert await store.pending_jobs() == 9
-        # The refused batch left no inbox key behind: the event can still be accepted.
-        assert (await store.commit(Batch(inbox=[InboxKey(source="s", event_id="e3")]), now=0)).ok
+        assert [key for key, _ in await store.scan("ns")] == sorted(
+            f"k{n}" for n in range(10) if n != 3 and make is _document_batch
+        )
+        assert await store.pending_jobs() == (9 if make is _inbound_batch else 0)
+        # The refused batch left nothing behind: it can be committed once mended.
+        assert (await store.commit(make(3, False), now=0)).ok
 
 
 def test_event_loops_in_two_threads_may_share_a_store(tmp_path: Path) -> None:
