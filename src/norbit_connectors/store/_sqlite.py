@@ -48,6 +48,10 @@ _CHECKPOINT_LEFT_PAGES = 256
 # The locked step (which lets the log start over) waits until the log holds this many pages (16 MB at 4 KB).
 _RESTART_LOG_PAGES = 4_096
 
+# After this many commits in a row found no other batch to share their transaction with, a commit waits one turn
+# of the event loop for company only once in this many times.
+_ALONE_BEFORE_SKIPPING = 8
+
 # A live job is the head of its queue key when no older live job shares the key: one index probe per row, so
 # scans in id (or not_before) order stop as soon as they have found enough heads.
 _IS_HEAD = "NOT EXISTS (SELECT 1 FROM jobs AS p WHERE p.queue_key = j.queue_key AND p.dead = 0 AND p.id < j.id)"
@@ -250,6 +254,8 @@ class _Groups(threading.local):
         self.pending: list[_Pending] = []
         self.written: anyio.Event | None = None
         self.flushing = False
+        # How many transactions in a row carried a single batch.
+        self.alone = 0
 
 
 class _Pending:
@@ -487,9 +493,12 @@ class SQLiteStore(ThreadedStoreLifecycle):
         state.flushing = True
         try:
             # One turn of the event loop lets every task that is about to commit add its batch to this
-            # transaction; batches arriving while it is written (in a worker thread) go in the next one. Nothing
-            # from here on can be cancelled, so no batch handed over is left unwritten.
-            await anyio.lowlevel.cancel_shielded_checkpoint()
+            # transaction; batches arriving while it is written (in a worker thread) go in the next one. While
+            # commits come one at a time, only every few of them looks for company. Nothing from here on can be
+            # cancelled, so no batch handed over is left unwritten.
+            if state.alone < _ALONE_BEFORE_SKIPPING or state.alone % _ALONE_BEFORE_SKIPPING == 0:
+                await anyio.lowlevel.cancel_shielded_checkpoint()
+            state.alone = state.alone + 1 if len(state.pending) == 1 else 0
             while state.pending:
                 group, state.pending = state.pending, []
                 written, state.written = state.written, None
