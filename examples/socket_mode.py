@@ -1,9 +1,9 @@
 """Socket Mode: agents answer from Slack without a public Request URL.
 
-With SLACK_APP_TOKEN (``xapp-``, scope ``connections:write``), SLACK_BOT_TOKEN, SLACK_SIGNING_SECRET and
-SLACK_MAIN_CHANNEL set, it connects to Slack and prints agents' replies until Ctrl-C. Without SLACK_APP_TOKEN, or
-with ``--demo``, it runs against the local SlackEmulator: a customer writes, an agent answers in Slack, and the
-agent types /archive, all delivered over a real WebSocket.
+With SLACK_APP_TOKEN (``xapp-``, scope ``connections:write``), SLACK_BOT_TOKEN and SLACK_MAIN_CHANNEL set (no
+signing secret is needed over Socket Mode), it connects to Slack and prints agents' replies until Ctrl-C.
+Without SLACK_APP_TOKEN, or with ``--demo``, it runs against the local SlackEmulator: a customer writes, an
+agent answers in Slack, and the agent types /archive, all delivered over a real WebSocket.
 
 Run: python examples/socket_mode.py --demo
 """
@@ -62,7 +62,6 @@ async def demo() -> None:
 async def serve() -> None:
     config = SlackConfig(
         bot_token=os.environ["SLACK_BOT_TOKEN"],
-        signing_secret=os.environ["SLACK_SIGNING_SECRET"],
         main_channel=os.environ["SLACK_MAIN_CHANNEL"],
     )
     slack = SlackConnector(config)

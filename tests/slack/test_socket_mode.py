@@ -334,3 +334,28 @@ def test_emulator_websocket_speaks_rfc6455(workspace: Workspace) -> None:
         refused, head = _handshake(bad)
         refused.close()
         assert head.startswith(b"HTTP/1.1 401")
+
+
+@pytest.mark.anyio
+async def test_socket_mode_needs_no_signing_secret(workspace: Workspace) -> None:
+    emu = workspace.emu
+    host = Host()
+    hub, slack = make_hub(workspace, host, signing_secret=None)
+    assert slack.config.signing_secret is None
+    async with hub:
+        channel = await open_channel(hub, slack)
+        emu.join(channel, workspace.ann)
+        async with SocketModeReceiver(slack, emu.app_token):
+            assert await emu.asocket_deliver(emu.post_as_user(workspace.ann, channel, "over the socket")) is None
+            await hub.wait_idle()
+        # The same event over HTTP cannot be verified without the secret: refused, and said why.
+        request = emu.post_as_user(workspace.ann, channel, "over HTTP")
+        refused = await slack.handle_http(dict(request.headers), request.body)
+        await hub.wait_idle()
+    assert [reply.message.text for reply in host.replies] == ["over the socket"]
+    assert refused.status == 401
+    assert b"SlackConfig.signing_secret" in refused.body
+    with pytest.raises(ConfigurationError, match="signing_secret is needed to serve a Request URL"):
+        slack.asgi_app()
+    with pytest.raises(ConfigurationError, match="signing_secret must be"):
+        workspace.config(signing_secret="short")

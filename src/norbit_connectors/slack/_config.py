@@ -36,7 +36,9 @@ def _secret_repr(value: str | None) -> str:
 class SlackConfig:
     """Configuration of a :class:`SlackConnector`.
 
-    - ``bot_token`` (``xoxb-``) and ``signing_secret``: from the Slack app's settings.
+    - ``bot_token`` (``xoxb-``) and ``signing_secret``: from the Slack app's settings. The signing secret verifies
+      requests to the Request URL (:meth:`SlackConnector.handle_http`); an app that takes its events over Socket
+      Mode only may leave it out.
     - ``main_channel``: channel id where new-conversation notices go unless ``department_channels`` names one.
     - ``agent_links``: host agent id -> Slack user id. ``agent_linking=True`` invites only the relevant linked
       agents into each conversation channel (the assigned agent, else the department's, else all linked agents).
@@ -49,8 +51,8 @@ class SlackConfig:
     """
 
     bot_token: str = field(repr=_secret_repr)
-    signing_secret: str = field(repr=_secret_repr)
     main_channel: str
+    signing_secret: str | None = field(default=None, repr=_secret_repr)
     department_channels: Mapping[str, str] = field(factory=dict, converter=_frozen_map)
     agent_links: Mapping[str, str] = field(factory=dict, converter=_frozen_map)
     agent_linking: bool = False
@@ -68,8 +70,10 @@ class SlackConfig:
         problems: list[str] = []
         if not isinstance(self.bot_token, str) or not self.bot_token.startswith("xoxb-"):
             problems.append("bot_token must be a bot token starting with 'xoxb-' (OAuth & Permissions page)")
-        if not isinstance(self.signing_secret, str) or len(self.signing_secret.strip()) < 8:
-            problems.append("signing_secret must be the app's Signing Secret (Basic Information page)")
+        if self.signing_secret is not None and (
+            not isinstance(self.signing_secret, str) or len(self.signing_secret.strip()) < 8
+        ):
+            problems.append("signing_secret must be the app's Signing Secret (Basic Information page), or None")
         if self.user_token is not None and not self.user_token.startswith("xoxp-"):
             problems.append("user_token must be a user token starting with 'xoxp-', or None")
         if not _CHANNEL_ID.match(self.main_channel or ""):

@@ -30,7 +30,15 @@ from .._events import (
     TakeOver,
 )
 from .._models import Agent, AgentReply, Attachment, Conversation, Message, User, converter
-from ..exceptions import NotFound, RateLimited, RemoteError, TransportError, UsageError
+from ..exceptions import (
+    ConfigurationError,
+    InvalidRequest,
+    NotFound,
+    RateLimited,
+    RemoteError,
+    TransportError,
+    UsageError,
+)
 from ..store import Batch, Job, NewJob, Put
 from . import _inbound
 from ._blocks import JOIN_ACTION_ID, notice_blocks, notice_fallback_text
@@ -711,6 +719,12 @@ class SlackConnector(Connector):
     async def _handle_http(self, headers: Mapping[str, str], body: bytes, *, method: str, query: str) -> HttpResponse:
         if method != "POST":
             return HttpResponse.text(405, "Slack sends POST requests")
+        if self.config.signing_secret is None:
+            raise InvalidRequest(
+                "this Slack connector has no signing secret, so it cannot verify HTTP requests: set "
+                "SlackConfig.signing_secret, or receive events over Socket Mode",
+                status=401,
+            )
         verify_signature(self.config.signing_secret, headers, body, now=None)
         content_type = next((v for k, v in headers.items() if k.lower() == "content-type"), None)
         return await self._dispatch(_inbound.parse_request(content_type, body), body)
@@ -1020,6 +1034,10 @@ class SlackConnector(Connector):
 
     def asgi_app(self) -> Any:
         """This connector's Request URL as an ASGI application (uvicorn, Starlette, FastAPI, ...)."""
+        if self.config.signing_secret is None:
+            raise ConfigurationError(
+                "SlackConfig.signing_secret is needed to serve a Request URL (Basic Information page of the app)"
+            )
         from ._asgi import asgi_app
 
         return asgi_app(self)
