@@ -65,7 +65,7 @@ def test_sigkill_in_the_middle_of_relaying_a_thousand_messages(tmp_path: Path, b
             first.call("accept", "accepted", messages=[message(c, f"u-{c}", 0) for c in conversations])
             first.call("idle", "idle")
             # Half the posts take 0.1 s inside Slack: at the kill, some posts are under way, and Slack applies
-            # them after the process died, so their results are lost (the SENDING marker case).
+            # them after the process died, so their results are lost: the jobs, claimed again, look for them.
             emu.faults(0.5, kinds=("latency",), seed=7, methods=["chat.postMessage"], delay=0.1)
             rest = [message(c, f"u-{c}", i) for i in range(1, per_conversation) for c in conversations]
             first.call("accept", "accepted", messages=rest)

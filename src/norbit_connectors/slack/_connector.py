@@ -65,7 +65,10 @@ CONVERSATIONS = "slack.conv"  # conversation id -> link key
 CHANNELS = "slack.channel"  # channel id -> link key, latest conversation id
 MESSAGES = "slack.msg"  # "<conversation>\x1f<message>" -> channel, ts
 TIMESTAMPS = "slack.ts"  # "<channel>:<ts>" -> conversation id, message id
-SENDING = "slack.sending"  # "<conversation>\x1f<message>" -> a post is under way (crash reconciliation)
+SENDING = "slack.sending"  # "<conversation>\x1f<message>" -> a post was under way (written by earlier versions)
+
+# How many unfinished postings the connector remembers (see SlackConnector._posting).
+_POSTING_REMEMBERED = 10_000
 USERS = "slack.user"  # Slack user id -> name, email (cache)
 
 USER_CACHE_SECONDS = 3600.0
@@ -91,6 +94,9 @@ class SlackConnector(Connector):
         self.bot_user_id: str | None = None
         self.team_id: str | None = None
         self.installer_user_id: str | None = None
+        # Jobs whose posting started in this process and did not finish: the hub may try one again at once,
+        # under the same lease, and that second try must look for what the first one posted.
+        self._posting: dict[int, None] = {}
 
     def __repr__(self) -> str:
         return f"SlackConnector(main_channel={self.config.main_channel!r}, base_url={self.config.base_url!r})"
@@ -133,6 +139,8 @@ class SlackConnector(Connector):
                 event.message,
                 username=event.conversation.user.name,
                 icon_url=event.conversation.user.avatar_url,
+                job=job,
+                replay=event.replay,
             )
         if isinstance(event, AgentMessage):
             link = await self._ensure_channel(event.conversation, reopen=False)
@@ -142,11 +150,19 @@ class SlackConnector(Connector):
                 event.message,
                 username=event.agent.name if event.agent is not None else "Agent",
                 icon_url=None,
+                job=job,
+                replay=event.replay,
             )
         if isinstance(event, BotMessage):
             link = await self._ensure_channel(event.conversation, reopen=False)
             return await self._post_message(
-                link, event.conversation, event.message, username=self.config.bot_name, icon_url=None
+                link,
+                event.conversation,
+                event.message,
+                username=self.config.bot_name,
+                icon_url=None,
+                job=job,
+                replay=event.replay,
             )
         if isinstance(event, TakeOver):
             await self._ensure_channel(event.conversation, reopen=False)
@@ -525,20 +541,30 @@ class SlackConnector(Connector):
         *,
         username: str,
         icon_url: str | None,
+        job: Job,
+        replay: bool,
     ) -> Batch | None:
         mkey = _mkey(conversation.id, message.id)
-        if (await self.context.store.get(MESSAGES, mkey)) is not None:
-            return None  # posted before (a replay after a crash)
         channel = str(link["channel"])
+        done: dict[int, str] = {}
+        old_marker = False
+        # A first run of a live message's job cannot find anything of it in Slack: skip the look-ups. Any other
+        # run (a replay, a retry, a job whose earlier lease ran out) first checks what was posted already.
+        first_run = job.claims == 1 and job.attempts == 0 and not replay and job.id not in self._posting
+        if not first_run:
+            if (await self.context.store.get(MESSAGES, mkey)) is not None:
+                return None  # posted before (a replay after a crash)
+            # Written before each post by earlier versions of this connector: it names the channel used.
+            marker, _ = await self._doc(SENDING, mkey)
+            old_marker = marker is not None
+            if marker is not None:
+                channel = str(marker.get("channel", channel))
+            done = await self._reconcile(channel, conversation.id, message.id)
         text = self._render_text(message)
         parts = split_text(text) if text else []
-        done: dict[int, str] = {}
-        marker, marker_version = await self._doc(SENDING, mkey)
-        if marker is not None:
-            done = await self._reconcile(str(marker.get("channel", channel)), conversation.id, message.id)
-            channel = str(marker.get("channel", channel))
-        else:
-            await self._put(Put(namespace=SENDING, key=mkey, value={"channel": channel}, expected_version=0))
+        self._posting[job.id] = None
+        while len(self._posting) > _POSTING_REMEMBERED:
+            del self._posting[next(iter(self._posting))]
         metadata_base = {"conversation_id": conversation.id, "message_id": message.id}
         for index, part in enumerate(parts):
             if index in done:
@@ -559,7 +585,8 @@ class SlackConnector(Connector):
             if attachment.content is not None and not done.get(-1):
                 await self.transport.upload(channel=channel, filename=attachment.name, content=attachment.content)
                 uploaded = True
-        puts = [Put(namespace=SENDING, key=mkey, delete=True)]
+        self._posting.pop(job.id, None)
+        puts = [Put(namespace=SENDING, key=mkey, delete=True)] if old_marker else []
         first = done.get(0)
         if first is not None:
             puts.append(Put(namespace=MESSAGES, key=mkey, value={"channel": channel, "ts": first, "parts": len(parts)}))
@@ -573,7 +600,6 @@ class SlackConnector(Connector):
             )
         elif uploaded or not parts:
             puts.append(Put(namespace=MESSAGES, key=mkey, value={"channel": channel, "ts": None, "parts": 0}))
-        del marker_version
         return Batch(puts=puts)
 
     def _render_text(self, message: Message) -> str:

@@ -113,6 +113,9 @@ class Job:
     created_at: float = 0.0
     last_error: str | None = None
     dead: bool = False
+    #: How many times the job has been leased, the current lease included: 1 on a first run. More means an
+    #: earlier run may have done part of the work (its lease ran out, or it was released or retried).
+    claims: int = 0
 
 
 @frozen(kw_only=True)

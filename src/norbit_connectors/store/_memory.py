@@ -145,6 +145,7 @@ class MemoryStore(StoreLifecycle):
                 if lease is not None and lease[1] > now:
                     continue
                 self._leases[job.id] = (owner, now + lease_seconds)
+                job = self._jobs[job.id] = evolve(job, claims=job.claims + 1)
                 claimed.append(job)
             return claimed
 

@@ -278,7 +278,8 @@ class PostgresStore(ThreadedStoreLifecycle):
             # Heads only ever move to higher ids, so a stale head list can miss jobs but never hand one out
             # before an older job of its key.
             rows = conn.execute(
-                "UPDATE norbit_jobs SET lease_owner = %(owner)s, lease_until = %(until)s WHERE id IN ("
+                "UPDATE norbit_jobs SET lease_owner = %(owner)s, lease_until = %(until)s, claims = claims + 1 "
+                "WHERE id IN ("
                 f"SELECT id FROM norbit_jobs WHERE id IN (SELECT id FROM ({_HEADS}) AS heads) "
                 "AND NOT dead AND not_before <= %(now)s AND (lease_until IS NULL OR lease_until <= %(now)s) "
                 f"ORDER BY id LIMIT %(limit)s FOR UPDATE SKIP LOCKED) RETURNING {JOB_COLUMNS}",
@@ -350,7 +351,8 @@ class PostgresStore(ThreadedStoreLifecycle):
             # A fresh id puts the job behind everything already pending for its queue key.
             conn.execute(
                 "INSERT INTO norbit_jobs (queue_key, connector, kind, payload, attempts, not_before, created_at, "
-                "last_error, dead) SELECT queue_key, connector, kind, payload, attempts, %s, %s, last_error, FALSE "
+                "last_error, dead, claims) SELECT queue_key, connector, kind, payload, attempts, %s, %s, last_error, "
+                "FALSE, claims "
                 "FROM norbit_jobs WHERE id = %s",
                 (now, now, job_id),
             )

@@ -27,7 +27,7 @@ __all__ = [
 ]
 
 # Column order every job query selects, so rows can be turned into Job in one place.
-JOB_COLUMNS = "id, queue_key, connector, kind, payload, attempts, not_before, created_at, last_error, dead"
+JOB_COLUMNS = "id, queue_key, connector, kind, payload, attempts, not_before, created_at, last_error, dead, claims"
 TRANSCRIPT_COLUMNS = "conversation_id, seq, role, message, agent_id, at"
 
 
@@ -71,6 +71,7 @@ def row_to_job(row: Sequence[Any]) -> Job:
         created_at=float(row[7]),
         last_error=row[8],
         dead=bool(row[9]),
+        claims=int(row[10]),
     )
 
 
@@ -145,6 +146,7 @@ SQLITE_MIGRATIONS: tuple[tuple[str, ...], ...] = (
         # Every accepted event paid for this index; only prune() used it, and a scan serves an occasional prune.
         "DROP INDEX IF EXISTS inbox_accepted_at",
     ),
+    ("ALTER TABLE jobs ADD COLUMN claims INTEGER NOT NULL DEFAULT 0",),
 )
 
 # -- PostgreSQL --------------------------------------------------------------------------------------------
@@ -197,4 +199,5 @@ POSTGRES_MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE INDEX IF NOT EXISTS norbit_jobs_live_heads ON norbit_jobs (queue_key, id) WHERE NOT dead",
         "CREATE INDEX IF NOT EXISTS norbit_jobs_dead ON norbit_jobs (id) WHERE dead",
     ),
+    ("ALTER TABLE norbit_jobs ADD COLUMN IF NOT EXISTS claims INTEGER NOT NULL DEFAULT 0",),
 )

@@ -14,6 +14,7 @@ from typing import Any, TypeVar, cast
 import anyio
 import anyio.lowlevel
 import anyio.to_thread
+from attrs import evolve
 
 from ..exceptions import ConfigurationError, UsageError
 from ._base import Batch, CommitResult, Document, InboxKey, Job, ThreadedStoreLifecycle, TranscriptEntry
@@ -597,10 +598,10 @@ class SQLiteStore(ThreadedStoreLifecycle):
             if rows:
                 until = now + lease_seconds
                 conn.executemany(
-                    "UPDATE jobs SET lease_owner = ?, lease_until = ? WHERE id = ?",
+                    "UPDATE jobs SET lease_owner = ?, lease_until = ?, claims = claims + 1 WHERE id = ?",
                     [(owner, until, row[0]) for row in rows],
                 )
-            return [row_to_job(row) for row in rows]
+            return [evolve(row_to_job(row), claims=int(row[10]) + 1) for row in rows]
 
         return await self._run_write(claim)
 
@@ -651,7 +652,8 @@ class SQLiteStore(ThreadedStoreLifecycle):
             # A fresh id puts the job behind everything already pending for its queue key.
             inserted = conn.execute(
                 "INSERT INTO jobs (queue_key, connector, kind, payload, attempts, not_before, created_at, "
-                "last_error, dead) SELECT queue_key, connector, kind, payload, attempts, ?, ?, last_error, 0 "
+                "last_error, dead, claims) SELECT queue_key, connector, kind, payload, attempts, ?, ?, last_error, 0, "
+                "claims "
                 "FROM jobs WHERE id = ? AND dead = 1",
                 (now, now, job_id),
             ).rowcount

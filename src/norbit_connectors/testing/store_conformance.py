@@ -385,6 +385,7 @@ class StoreConformance:
             created_at=5.0,
             last_error=None,
             dead=False,
+            claims=1,
         )
         assert _ids(claimed) == ids
         assert [j.payload for j in claimed[1:]] == [{"n": 1}, {"n": 2}]
@@ -712,3 +713,20 @@ class StoreConformance:
                 jobs.append(job.id)
                 assert await store.finish_job(job.id, "w", now=0)
         assert sorted(jobs) == sorted(job_ids)
+
+    @pytest.mark.anyio
+    async def test_claims_count_every_lease(self, store: Store) -> None:
+        # A worker tells a first run (claims == 1, attempts == 0) from one where an earlier run may have done part
+        # of the work: its lease ran out, or it was released for a retry.
+        await store.commit(Batch(jobs=[_job("q")]), now=0)
+        (first,) = await store.claim_jobs("w1", now=0, lease_seconds=10, limit=5)
+        assert (first.claims, first.attempts) == (1, 0)
+        (again,) = await store.claim_jobs("w2", now=11, lease_seconds=10, limit=5)  # w1's lease ran out
+        assert (again.id, again.claims, again.attempts) == (first.id, 2, 0)
+        assert await store.retry_job(again.id, "w2", not_before=0, error="boom", now=12)
+        (third,) = await store.claim_jobs("w3", now=13, lease_seconds=10, limit=5)
+        assert (third.claims, third.attempts) == (3, 1)
+        assert await store.dead_letter_job(third.id, "w3", reason="parked", now=14)
+        assert await store.requeue_dead_letter(third.id, now=15)
+        (requeued,) = await store.claim_jobs("w4", now=16, lease_seconds=10, limit=5)
+        assert requeued.claims >= 1 and requeued.attempts == 2
