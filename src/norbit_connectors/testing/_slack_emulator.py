@@ -78,6 +78,9 @@ class _RandomFaults:
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    # The default listen backlog of 5 overflows when a hub's workers connect at once, and the kernel then drops
+    # connections that a real service would have accepted.
+    request_queue_size = 128
     allow_reuse_address = True
     emulator: SlackEmulator
 
