@@ -8,6 +8,7 @@ from collections import deque
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 from attrs import evolve
 
 from ._base import Batch, CommitResult, Document, InboxKey, Job, StoreLifecycle, TranscriptEntry
@@ -21,10 +22,13 @@ def _json_copy(value: Any) -> Any:
 
 
 class MemoryStore(StoreLifecycle):
-    """Keeps everything in dictionaries. Nothing survives the process; semantics match the durable stores."""
+    """Keeps everything in dictionaries. Nothing survives the process; semantics match the durable stores.
+
+    Each method does its work without awaiting anything after its one checkpoint, so it is atomic on the event
+    loop without a lock (and tasks never queue behind one another).
+    """
 
     def __init__(self) -> None:
-        self._lock = anyio.Lock()
         self._docs: dict[tuple[str, str], Document] = {}
         self._transcripts: dict[str, list[TranscriptEntry]] = {}
         self._inbox: dict[InboxKey, float] = {}
@@ -95,11 +99,11 @@ class MemoryStore(StoreLifecycle):
         return CommitResult(ok=True, versions=tuple(versions), seqs=tuple(seqs), job_ids=tuple(job_ids))
 
     async def commit(self, batch: Batch, *, now: float) -> CommitResult:
-        async with self._lock:
-            failed = self._check(batch)
-            if failed is not None:
-                return failed
-            return self._apply(batch, now)
+        await anyio.lowlevel.checkpoint()
+        failed = self._check(batch)
+        if failed is not None:
+            return failed
+        return self._apply(batch, now)
 
     # -- reads --------------------------------------------------------------------------------------------
 
@@ -134,73 +138,73 @@ class MemoryStore(StoreLifecycle):
         return job_id in self._jobs and lease is not None and lease[0] == owner
 
     async def claim_jobs(self, owner: str, *, now: float, lease_seconds: float, limit: int) -> list[Job]:
-        async with self._lock:
-            claimed: list[Job] = []
-            for job in self._heads():
-                if len(claimed) >= limit:
-                    break
-                if job.not_before > now:
-                    continue
-                lease = self._leases.get(job.id)
-                if lease is not None and lease[1] > now:
-                    continue
-                self._leases[job.id] = (owner, now + lease_seconds)
-                job = self._jobs[job.id] = evolve(job, claims=job.claims + 1)
-                claimed.append(job)
-            return claimed
+        await anyio.lowlevel.checkpoint()
+        claimed: list[Job] = []
+        for job in self._heads():
+            if len(claimed) >= limit:
+                break
+            if job.not_before > now:
+                continue
+            lease = self._leases.get(job.id)
+            if lease is not None and lease[1] > now:
+                continue
+            self._leases[job.id] = (owner, now + lease_seconds)
+            job = self._jobs[job.id] = evolve(job, claims=job.claims + 1)
+            claimed.append(job)
+        return claimed
 
     async def finish_job(self, job_id: int, owner: str, *, batch: Batch | None = None, now: float) -> bool:
-        async with self._lock:
-            if not self._holds(job_id, owner):
+        await anyio.lowlevel.checkpoint()
+        if not self._holds(job_id, owner):
+            return False
+        if batch:
+            if self._check(batch) is not None:
                 return False
-            if batch:
-                if self._check(batch) is not None:
-                    return False
-                self._apply(batch, now)
-            self._unqueue(self._jobs.pop(job_id))
-            del self._leases[job_id]
-            return True
+            self._apply(batch, now)
+        self._unqueue(self._jobs.pop(job_id))
+        del self._leases[job_id]
+        return True
 
     async def retry_job(self, job_id: int, owner: str, *, not_before: float, error: str, now: float) -> bool:
-        async with self._lock:
-            if not self._holds(job_id, owner):
-                return False
-            job = self._jobs[job_id]
-            self._jobs[job_id] = evolve(job, attempts=job.attempts + 1, not_before=not_before, last_error=error)
-            del self._leases[job_id]
-            return True
+        await anyio.lowlevel.checkpoint()
+        if not self._holds(job_id, owner):
+            return False
+        job = self._jobs[job_id]
+        self._jobs[job_id] = evolve(job, attempts=job.attempts + 1, not_before=not_before, last_error=error)
+        del self._leases[job_id]
+        return True
 
     async def extend_lease(self, job_id: int, owner: str, *, until: float) -> bool:
-        async with self._lock:
-            if not self._holds(job_id, owner):
-                return False
-            self._leases[job_id] = (owner, until)
-            return True
+        await anyio.lowlevel.checkpoint()
+        if not self._holds(job_id, owner):
+            return False
+        self._leases[job_id] = (owner, until)
+        return True
 
     async def dead_letter_job(self, job_id: int, owner: str, *, reason: str, now: float) -> bool:
-        async with self._lock:
-            if not self._holds(job_id, owner):
-                return False
-            job = self._jobs[job_id]
-            self._jobs[job_id] = evolve(job, attempts=job.attempts + 1, last_error=reason, dead=True)
-            self._unqueue(job)
-            del self._leases[job_id]
-            return True
+        await anyio.lowlevel.checkpoint()
+        if not self._holds(job_id, owner):
+            return False
+        job = self._jobs[job_id]
+        self._jobs[job_id] = evolve(job, attempts=job.attempts + 1, last_error=reason, dead=True)
+        self._unqueue(job)
+        del self._leases[job_id]
+        return True
 
     async def dead_letters(self) -> list[Job]:
         return [j for j in self._jobs.values() if j.dead]
 
     async def requeue_dead_letter(self, job_id: int, *, now: float) -> bool:
-        async with self._lock:
-            job = self._jobs.get(job_id)
-            if job is None or not job.dead:
-                return False
-            del self._jobs[job_id]
-            new_id = self._next_job_id
-            self._next_job_id += 1
-            self._jobs[new_id] = evolve(job, id=new_id, dead=False, not_before=now, created_at=now)
-            self._queues.setdefault(job.queue_key, deque()).append(new_id)
-            return True
+        await anyio.lowlevel.checkpoint()
+        job = self._jobs.get(job_id)
+        if job is None or not job.dead:
+            return False
+        del self._jobs[job_id]
+        new_id = self._next_job_id
+        self._next_job_id += 1
+        self._jobs[new_id] = evolve(job, id=new_id, dead=False, not_before=now, created_at=now)
+        self._queues.setdefault(job.queue_key, deque()).append(new_id)
+        return True
 
     async def pending_jobs(self) -> int:
         return sum(len(queue) for queue in self._queues.values())
@@ -210,8 +214,8 @@ class MemoryStore(StoreLifecycle):
         return min(times) if times else None
 
     async def prune(self, *, inbox_before: float) -> int:
-        async with self._lock:
-            old = [k for k, at in self._inbox.items() if at < inbox_before]
-            for k in old:
-                del self._inbox[k]
-            return len(old)
+        await anyio.lowlevel.checkpoint()
+        old = [k for k, at in self._inbox.items() if at < inbox_before]
+        for k in old:
+            del self._inbox[k]
+        return len(old)
