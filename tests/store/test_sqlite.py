@@ -242,7 +242,8 @@ async def test_concurrent_commits_share_transactions(tmp_path: Path) -> None:
 
 
 def _document_batch(n: int, bad: bool) -> Batch:
-    return Batch(puts=[Put(namespace="ns", key="\ud800" if bad else f"k{n}", value=n)])
+    key = "\ud800" if bad else f"k{n}"
+    return Batch(puts=[Put(namespace="ns", key=key, value=n)], inbox=[InboxKey(source="s", event_id=key)])
 
 
 def _inbound_batch(n: int, bad: bool) -> Batch:
@@ -279,6 +280,77 @@ async def test_a_bad_batch_in_a_shared_transaction_fails_alone(
         assert await store.pending_jobs() == (9 if make is _inbound_batch else 0)
         # The refused batch left nothing behind: it can be committed once mended.
         assert (await store.commit(make(3, False), now=0)).ok
+
+
+@pytest.mark.anyio
+async def test_a_cancelled_caller_still_gets_its_batch_committed(tmp_path: Path) -> None:
+    async with SQLiteStore(tmp_path / "db.sqlite3") as store:
+        with anyio.CancelScope() as scope:
+            scope.cancel()
+            # Cancelled before it starts: a handed-over batch is written anyway, as with a worker thread's call.
+            await store.commit(Batch(inbox=[InboxKey(source="s", event_id="e")], jobs=[_job("q")]), now=0)
+        assert await store.pending_jobs() == 1
+
+
+@pytest.mark.anyio
+async def test_the_log_is_copied_back_by_a_background_thread(tmp_path: Path) -> None:
+    import threading
+
+    path = tmp_path / "db.sqlite3"
+    async with SQLiteStore(path) as store:
+        assert any(t.name.startswith("norbit-sqlite-checkpoint") for t in threading.enumerate())
+        padding = "x" * 2000
+        for n in range(1500):
+            job = NewJob(queue_key="q", connector="c", kind="k", payload={"n": n, "padding": padding})
+            await store.commit(Batch(inbox=[InboxKey(source="s", event_id=f"e{n}")], jobs=[job]), now=n)
+        # 3 MB of rows, far below SQLite's own automatic checkpoint (64 MB of log): only the background thread
+        # copies the log into the database file, within a second or so of the last commit.
+        with anyio.fail_after(10):
+            while path.stat().st_size < 1_000_000:  # noqa: ASYNC110 (a file, nothing to wait on)
+                await anyio.sleep(0.05)
+    assert not any(t.name.startswith("norbit-sqlite-checkpoint") for t in threading.enumerate())
+
+
+@pytest.mark.anyio
+async def test_the_log_starts_over_under_a_steady_load(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from norbit_connectors.store import _sqlite
+
+    # 16 MB instead of the default 64 MB, so that a few thousand commits show it.
+    monkeypatch.setattr(_sqlite, "_AUTOCHECKPOINT_PAGES", 4_096)
+    wal = tmp_path / "db.sqlite3-wal"
+    async with SQLiteStore(tmp_path / "db.sqlite3") as store:
+        largest = 0
+        for n in range(6000):
+            await store.commit(Batch(inbox=[InboxKey(source="s", event_id=f"e{n}")], jobs=[_job("q", n)]), now=n)
+            if n % 100 == 0:
+                largest = max(largest, wal.stat().st_size)
+    # 6,000 commits write some 36,000 pages (150 MB) to the log; it starts over instead of growing that far.
+    assert largest < 60_000_000, largest
+
+
+@pytest.mark.anyio
+async def test_a_commit_waits_for_another_process_holding_the_write_lock(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "db.sqlite3"
+    async with SQLiteStore(path) as store:
+        other = sqlite3.connect(path, isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")
+        released = False
+
+        async def release_later() -> None:
+            nonlocal released
+            await anyio.sleep(0.3)
+            released = True
+            other.execute("COMMIT")
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(release_later)
+            result = await store.commit(Batch(jobs=[_job("q")]), now=0)
+            assert released  # it waited for the lock rather than failing
+        other.close()
+        assert result.ok
+        assert await store.pending_jobs() == 1
 
 
 def test_event_loops_in_two_threads_may_share_a_store(tmp_path: Path) -> None:

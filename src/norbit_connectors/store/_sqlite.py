@@ -39,19 +39,21 @@ T = TypeVar("T")
 _BUSY_TIMEOUT_MS = 30_000
 
 # Checkpoints (copying the WAL back into the database, with an fsync) run in a background thread once this many
-# commits have gone by or a second has passed, so no commit waits for one on the event loop. SQLite's own
-# automatic checkpoint stays on as a backstop, at a size the background thread normally never lets the WAL reach.
+# commits have gone by or a second has passed, beside the writers, so commits rarely wait for one.
 _CHECKPOINT_EVERY_COMMITS = 500
 _CHECKPOINT_EVERY_SECONDS = 1.0
-_AUTOCHECKPOINT_PAGES = 20_000
 _CHECKPOINT_ROUNDS = 5
 _CHECKPOINT_LEFT_PAGES = 256
-# The locked step (which lets the log start over) waits until the log holds this many pages (16 MB at 4 KB).
-_RESTART_LOG_PAGES = 4_096
+# A checkpoint running beside a steady writer never quite catches up, and only a complete one lets the next write
+# start the log over. So SQLite's own automatic checkpoint stays on, on the writing connection, at 64 MB (pages of
+# 4 KB): by then the background rounds have copied nearly everything, and it has only the rest and a sync to do.
+# Wherever writes pause, a complete background round lets the log start over long before.
+_AUTOCHECKPOINT_PAGES = 16_384
 
-# After this many commits in a row found no other batch to share their transaction with, a commit waits one turn
-# of the event loop for company only once in this many times.
+# After this many accepting commits in a row found no other to share their transaction with, only one in
+# _PROBE_EVERY waits a turn of the event loop for company.
 _ALONE_BEFORE_SKIPPING = 8
+_PROBE_EVERY = 128
 
 # A live job is the head of its queue key when no older live job shares the key: one index probe per row, so
 # scans in id (or not_before) order stop as soon as they have found enough heads.
@@ -255,7 +257,7 @@ class _Groups(threading.local):
         self.pending: list[_Pending] = []
         self.written: anyio.Event | None = None
         self.flushing = False
-        # How many transactions in a row carried a single batch.
+        # How many accepting commits in a row found no other to share their transaction with.
         self.alone = 0
 
 
@@ -284,19 +286,11 @@ class _Pending:
 
 
 class _Checkpointer:
-    """Copies the write-ahead log back into the database from a daemon thread, when asked or once a second.
+    """Copies the write-ahead log back into the database from a daemon thread, on a connection of its own, when
+    asked or once a second: beside the store's writes, so that copying and syncing happen while commits go on."""
 
-    First on a connection of its own, beside the store's writes: that copies almost everything and syncs it to
-    disk while commits go on. Once the log has grown past 16 MB, it also copies the few pages written meanwhile,
-    on the store's connection under the store's lock, so that the checkpoint completes and the next write starts
-    the log from its beginning again (a checkpoint running beside a steady writer never catches up, and the log
-    would grow without bound). The event loop never waits: while the lock is taken, the store's calls go to
-    worker threads.
-    """
-
-    def __init__(self, path: str, finish: Callable[[], None]) -> None:
+    def __init__(self, path: str) -> None:
         self._path = path
-        self._finish = finish
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"norbit-sqlite-checkpoint {path}", daemon=True)
@@ -322,13 +316,11 @@ class _Checkpointer:
                     if conn is None:
                         conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
                     # PASSIVE never waits for readers or writers. Rounds go on while commits keep adding more
-                    # than a few pages, so that what is left for the locked step is small.
+                    # than a few pages, so that little is left for the writer's own checkpoint.
                     for _ in range(_CHECKPOINT_ROUNDS):
                         _, logged, copied = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
                         if logged - copied <= _CHECKPOINT_LEFT_PAGES:
                             break
-                    if logged >= _RESTART_LOG_PAGES:
-                        self._finish()
                 except sqlite3.Error as exc:
                     log.debug("background checkpoint of %r skipped: %s", self._path, exc)
         finally:
@@ -392,12 +384,7 @@ class SQLiteStore(ThreadedStoreLifecycle):
                 raise
             self._conn = conn
             self._since_checkpoint = 0
-            self._checkpointer = _Checkpointer(self._path, self._finish_checkpoint)
-
-    def _finish_checkpoint(self) -> None:
-        with self._lock:
-            if self._conn is not None:
-                self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            self._checkpointer = _Checkpointer(self._path)
 
     def _close_sync(self) -> None:
         checkpointer, self._checkpointer = self._checkpointer, None
@@ -493,13 +480,17 @@ class SQLiteStore(ThreadedStoreLifecycle):
             return pending.outcome()
         state.flushing = True
         try:
-            # One turn of the event loop lets every task that is about to commit add its batch to this
-            # transaction; batches arriving while it is written (in a worker thread) go in the next one. While
-            # commits come one at a time, only every few of them looks for company. Nothing from here on can be
-            # cancelled, so no batch handed over is left unwritten.
-            if state.alone < _ALONE_BEFORE_SKIPPING or state.alone % _ALONE_BEFORE_SKIPPING == 0:
-                await anyio.lowlevel.cancel_shielded_checkpoint()
-            state.alone = state.alone + 1 if len(state.pending) == 1 else 0
+            # Batches accepting outside input (webhook events, host calls: they carry inbox keys) tend to come
+            # in bursts: one turn of the event loop lets every task about to commit add its batch to this
+            # transaction. While they come one at a time, only one in _PROBE_EVERY still looks for company, so
+            # that other tasks (the hub's workers) seldom run in the middle of an acknowledgement. Batches
+            # arriving while a transaction is written in a worker thread go in the next one. Nothing from here
+            # on can be cancelled, so no batch handed over is left unwritten.
+            if batch.inbox:
+                if state.alone < _ALONE_BEFORE_SKIPPING or state.alone % _PROBE_EVERY == 0:
+                    await anyio.lowlevel.cancel_shielded_checkpoint()
+                company = sum(1 for waiting in state.pending if waiting.batch.inbox) > 1
+                state.alone = 0 if company else state.alone + 1
             while state.pending:
                 group, state.pending = state.pending, []
                 written, state.written = state.written, None
