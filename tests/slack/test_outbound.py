@@ -5,6 +5,7 @@ import pytest
 from norbit_connectors import Agent, Attachment, Conversation, Department, Message, User
 from norbit_connectors.hub import Hub
 from norbit_connectors.slack import JOIN_ACTION_ID, SlackConnector, SlackLimiter
+from norbit_connectors.slack._transport import INLINE_ATTEMPTS
 from norbit_connectors.store import MemoryStore
 
 from .conftest import Workspace
@@ -182,3 +183,27 @@ async def test_attachments_and_long_text(workspace: Workspace) -> None:
     files = [f for m in posted for f in (m.get("files") or [])]
     assert len(files) == 1
     assert workspace.emu.file_content(files[0]["id"]) == b"\x89PNG..."
+
+
+async def test_an_immediate_retry_does_not_post_again_what_the_first_try_posted(workspace: Workspace) -> None:
+    # A message in several parts: the first part is posted, then Slack refuses the next one with 429s until
+    # the transport gives up. The hub tries the job again at once, under the same lease; that second try must
+    # find the part already posted instead of posting it again.
+    hub, slack = hub_for(workspace)
+    conv = Conversation(id="c1", user=User(id="u1", name="Zoë Smith"))
+    long_text = " ".join(f"word{i}" for i in range(1200))  # more than one Slack message
+    async with hub:
+        await hub.customer_message(conv, Message(id="m1", text="hello"))
+        await hub.wait_idle()
+        workspace.emu.fail_next("chat.postMessage", "latency", delay=0)  # the first part goes through
+        workspace.emu.fail_next("chat.postMessage", 429, times=INLINE_ATTEMPTS)
+        await hub.customer_message(conv, Message(id="m2", text=long_text))
+        await hub.wait_idle()
+        assert await hub.dead_letters() == []
+        channel = await slack.channel_for("c1")
+    assert channel is not None
+    posted = workspace.emu.messages(channel)
+    assert [m["metadata"]["event_payload"]["message_id"] for m in posted] == ["m1"] + ["m2"] * (len(posted) - 1)
+    assert [m["metadata"]["event_payload"]["part"] for m in posted[1:]] == list(range(len(posted) - 1))
+    assert len(posted) > 2
+    assert [c.status for c in workspace.emu.calls_to("chat.postMessage")].count(429) == INLINE_ATTEMPTS
