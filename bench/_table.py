@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import argparse
+import json
 import math
 import os
 import platform
 import sys
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-__all__ = ["Row", "machine", "percentile", "ratio", "render", "summarise_latencies"]
+__all__ = ["Row", "machine", "percentile", "ratio", "render", "run_alone", "summarise_latencies"]
 
 Row = dict[str, Any]
 
@@ -157,3 +159,13 @@ def render(sections: Mapping[str, Mapping[str, Any]]) -> str:
             out.append(f"note: {note}")
         out.append("")
     return "\n".join(out)
+
+
+def run_alone(name: str, run: Callable[[bool], dict[str, Any]], description: str | None) -> None:
+    """The command line of one benchmark module: ``python -m bench.<module> [--quick]``."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    result = run(args.quick)
+    print(render({name: result}))
+    print(json.dumps(result, indent=2))

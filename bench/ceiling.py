@@ -8,8 +8,6 @@ emulator's limits allow for the same calls (:func:`minimum_seconds`, computed fr
 
 from __future__ import annotations
 
-import argparse
-import json
 import math
 import time
 from collections import Counter
@@ -26,7 +24,7 @@ from norbit_connectors.store import MemoryStore
 from norbit_connectors.testing._slack._ratelimit import RATE_PROFILES, RateProfile
 from norbit_connectors.testing._slack_emulator import SlackEmulator
 
-from ._table import ratio, render
+from ._table import ratio, run_alone
 
 __all__ = ["minimum_seconds", "run"]
 
@@ -168,12 +166,7 @@ def run(quick: bool = False) -> dict[str, Any]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--quick", action="store_true")
-    args = parser.parse_args()
-    result = run(args.quick)
-    print(render({"ceiling": result}))
-    print(json.dumps(result, indent=2))
+    run_alone("ceiling", run, __doc__)
 
 
 if __name__ == "__main__":

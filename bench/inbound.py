@@ -13,10 +13,8 @@ Bolt gets the same signed requests through ``App.dispatch(BoltRequest(...))`` in
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import gc
-import json
 import tempfile
 import threading
 import time
@@ -34,7 +32,7 @@ from norbit_connectors.slack import SlackConfig, SlackConnector, SlackLimiter
 from norbit_connectors.store import MemoryStore, SQLiteStore, Store
 from norbit_connectors.testing._slack_emulator import SlackEmulator
 
-from ._table import ratio, render, summarise_latencies
+from ._table import ratio, run_alone, summarise_latencies
 
 __all__ = ["run"]
 
@@ -313,12 +311,7 @@ def run(quick: bool = False, *, profile: Callable[[str], Any] | None = None) -> 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--quick", action="store_true")
-    args = parser.parse_args()
-    result = run(args.quick)
-    print(render({"inbound": result}))
-    print(json.dumps(result, indent=2))
+    run_alone("inbound", run, __doc__)
 
 
 if __name__ == "__main__":

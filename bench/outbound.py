@@ -15,8 +15,6 @@ and no job was dead-lettered. The plain loop is checked by the emulator's count 
 
 from __future__ import annotations
 
-import argparse
-import json
 import tempfile
 import time
 from collections.abc import Callable
@@ -32,7 +30,7 @@ from norbit_connectors.slack import SlackConfig, SlackConnector, SlackLimiter
 from norbit_connectors.store import MemoryStore, SQLiteStore, Store
 
 from ._emulator_process import EmulatorProcess
-from ._table import ratio, render
+from ._table import ratio, run_alone
 
 __all__ = ["run"]
 
@@ -158,12 +156,7 @@ def run(quick: bool = False, *, profile: Callable[[str], Any] | None = None) -> 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--quick", action="store_true")
-    args = parser.parse_args()
-    result = run(args.quick)
-    print(render({"outbound": result}))
-    print(json.dumps(result, indent=2))
+    run_alone("outbound", run, __doc__)
 
 
 if __name__ == "__main__":

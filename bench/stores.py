@@ -10,8 +10,6 @@ rows are skipped.
 
 from __future__ import annotations
 
-import argparse
-import json
 import multiprocessing as mp
 import os
 import tempfile
@@ -27,7 +25,7 @@ import anyio
 
 from norbit_connectors.store import Batch, MemoryStore, NewJob, SQLiteStore, Store
 
-from ._table import render
+from ._table import run_alone
 
 __all__ = ["postgres_dsn", "run"]
 
@@ -186,12 +184,7 @@ def run(quick: bool = False) -> dict[str, Any]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--quick", action="store_true")
-    args = parser.parse_args()
-    result = run(args.quick)
-    print(render({"stores": result}))
-    print(json.dumps(result, indent=2))
+    run_alone("stores", run, __doc__)
 
 
 if __name__ == "__main__":
