@@ -93,12 +93,14 @@ class DoctorSettings:
     base_url: str = DEFAULT_BASE_URL
     request_url: str | None = None
     timeout: float = 10.0
+    #: The app-level token (``xapp-``) of an app that takes its events over Socket Mode.
+    app_token: str | None = field(default=None, repr=_secret_repr)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str], *, request_url: str | None = None) -> DoctorSettings:
         """From SLACK_BOT_TOKEN, SLACK_SIGNING_SECRET, SLACK_MAIN_CHANNEL, SLACK_USER_TOKEN,
-        SLACK_DEPARTMENT_CHANNELS ("sales=C1,billing=C2") and SLACK_BASE_URL. Raises ConfigurationError when
-        SLACK_DEPARTMENT_CHANNELS is malformed."""
+        SLACK_DEPARTMENT_CHANNELS ("sales=C1,billing=C2"), SLACK_BASE_URL and SLACK_APP_TOKEN (Socket Mode).
+        Raises ConfigurationError when SLACK_DEPARTMENT_CHANNELS is malformed."""
 
         def get(name: str) -> str | None:
             value = environ.get(name, "").strip()
@@ -112,6 +114,7 @@ class DoctorSettings:
             user_token=get("SLACK_USER_TOKEN"),
             base_url=get("SLACK_BASE_URL") or DEFAULT_BASE_URL,
             request_url=request_url,
+            app_token=get("SLACK_APP_TOKEN"),
         )
 
     @classmethod
@@ -207,7 +210,9 @@ _REINSTALL = "add them under OAuth & Permissions > Scopes (or paste `norbit-conn
 async def run_doctor(settings: DoctorSettings) -> DoctorReport:
     """Check ``settings`` against Slack; never raises for a problem it can describe."""
     checks: list[Check] = []
-    checks.append(_check_signing_secret(settings.signing_secret))
+    checks.append(_check_signing_secret(settings.signing_secret, socket_mode=bool(settings.app_token)))
+    if settings.app_token:
+        checks.append(_check_app_token(settings.app_token))
     bot_user: str | None = None
     slack: _Slack | None = None
     if not settings.bot_token:
@@ -240,9 +245,11 @@ async def run_doctor(settings: DoctorSettings) -> DoctorReport:
     return DoctorReport(checks=tuple(checks))
 
 
-def _check_signing_secret(secret: str | None) -> Check:
+def _check_signing_secret(secret: str | None, *, socket_mode: bool) -> Check:
     name = "Signing secret"
     where = "copy the Signing Secret from the app's Basic Information > App Credentials into SLACK_SIGNING_SECRET"
+    if not secret and socket_mode:
+        return Check(name=name, ok=True, detail="not set: events come over Socket Mode (a Request URL would need it)")
     if not secret:
         return Check(name=name, ok=False, detail="SLACK_SIGNING_SECRET is not set", fix=where)
     if not _SIGNING_SECRET.match(secret):
@@ -372,6 +379,19 @@ async def _check_user_token(settings: DoctorSettings) -> list[Check]:
     checks = [Check(name="User token", ok=True, detail=f"valid: @{who.data.get('user', '?')}")]
     checks.append(await _check_scopes(slack, who, "User scopes", USER_SCOPES, _USER_PROBES, USER_METHOD_SCOPES))
     return checks
+
+
+def _check_app_token(token: str) -> Check:
+    name = "App-level token"
+    if not token.startswith("xapp-"):
+        return Check(
+            name=name,
+            ok=False,
+            detail="SLACK_APP_TOKEN does not start with 'xapp-'",
+            fix="generate an app-level token with the connections:write scope under Basic Information > "
+            "App-Level Tokens and put it in SLACK_APP_TOKEN",
+        )
+    return Check(name=name, ok=True, detail="well-formed (Socket Mode)")
 
 
 async def _check_request_url(settings: DoctorSettings) -> Check:

@@ -119,6 +119,20 @@ async def test_bad_tokens_and_secret(workspace: Workspace) -> None:
 
 
 @pytest.mark.anyio
+async def test_socket_mode_needs_no_signing_secret(workspace: Workspace) -> None:
+    environ = {**workspace.environ(), "SLACK_APP_TOKEN": workspace.emu.app_token}
+    del environ["SLACK_SIGNING_SECRET"]
+    report = await run_doctor(DoctorSettings.from_env(environ))
+    assert failed(report) == {}
+    checks = {check.name: check.detail for check in report.checks}
+    assert "Socket Mode" in checks["Signing secret"]
+    assert checks["App-level token"] == "well-formed (Socket Mode)"
+    report = await run_doctor(workspace.settings(signing_secret=None, app_token="xoxb-not-an-app-token"))
+    assert set(failed(report)) == {"App-level token"}
+    assert "connections:write" in failed(report)["App-level token"]
+
+
+@pytest.mark.anyio
 async def test_nothing_configured() -> None:
     report = await run_doctor(DoctorSettings())
     problems = failed(report)
@@ -220,5 +234,7 @@ def test_department_channels_parse_any_text(text: str) -> None:
 
 
 def test_settings_hide_secrets() -> None:
-    settings = DoctorSettings(bot_token="xoxb-secret", signing_secret="s3cr3t", user_token="xoxp-secret")
+    settings = DoctorSettings(
+        bot_token="xoxb-secret", signing_secret="s3cr3t", user_token="xoxp-secret", app_token="xapp-secret"
+    )
     assert "secret" not in repr(settings).replace("signing_secret", "")
