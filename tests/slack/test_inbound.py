@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
@@ -71,16 +73,25 @@ async def open_channel(hub: Hub, slack: SlackConnector) -> str:
     return channel
 
 
+@asynccontextmanager
+async def agent_in_channel(
+    ws: Workspace, host: Host, store: Store | None = None, **config: object
+) -> AsyncIterator[tuple[Hub, SlackConnector, str]]:
+    """A running hub whose conversation CONV has its channel, with Ann (an agent) in it."""
+    hub, slack = make_hub(ws, host, store, **config)
+    async with hub:
+        channel = await open_channel(hub, slack)
+        ws.emu.join(channel, ws.ann)
+        yield hub, slack, channel
+
+
 async def test_agent_answer_reaches_host_once_across_retries_and_a_restart(
     workspace: Workspace, tmp_path: Path
 ) -> None:
     emu = workspace.emu
     host = Host()
     path = tmp_path / "hub.sqlite3"
-    hub, slack = make_hub(workspace, host, SQLiteStore(path))
-    async with hub:
-        channel = await open_channel(hub, slack)
-        emu.join(channel, workspace.ann)
+    async with agent_in_channel(workspace, host, SQLiteStore(path)) as (hub, slack, channel):
         event = emu.post_as_user(workspace.ann, channel, "Hi <@" + workspace.bob + ">, I'll take it :smile: &amp; more")
         response = await event.deliver(slack.handle_http)
         assert response.status == 200
@@ -139,10 +150,7 @@ async def test_our_own_posts_and_other_channels_are_ignored(workspace: Workspace
 async def test_email_delivery_is_noted_in_the_channel(workspace: Workspace) -> None:
     emu = workspace.emu
     host = Host(Delivery(notified_by={"email", "sms"}))
-    hub, slack = make_hub(workspace, host)
-    async with hub:
-        channel = await open_channel(hub, slack)
-        emu.join(channel, workspace.ann)
+    async with agent_in_channel(workspace, host) as (hub, slack, channel):
         await emu.post_as_user(workspace.ann, channel, "answer").deliver(slack.handle_http)
         await hub.wait_idle()
     texts = [m["text"] for m in emu.messages(channel)]
@@ -152,10 +160,7 @@ async def test_email_delivery_is_noted_in_the_channel(workspace: Workspace) -> N
 async def test_archive_command_archives_both_sides(workspace: Workspace) -> None:
     emu = workspace.emu
     host = Host()
-    hub, slack = make_hub(workspace, host)
-    async with hub:
-        channel = await open_channel(hub, slack)
-        emu.join(channel, workspace.ann)
+    async with agent_in_channel(workspace, host) as (hub, slack, channel):
         response = await emu.slash_command("/archive", workspace.ann, channel).deliver(slack.handle_http)
         assert response.status == 200
         assert json.loads(response.body) == {
@@ -190,10 +195,7 @@ async def test_archive_command_in_an_unlinked_channel(workspace: Workspace) -> N
 async def test_channel_archived_in_slack_archives_the_conversation(workspace: Workspace) -> None:
     emu = workspace.emu
     host = Host()
-    hub, slack = make_hub(workspace, host)
-    async with hub:
-        channel = await open_channel(hub, slack)
-        emu.join(channel, workspace.ann)
+    async with agent_in_channel(workspace, host) as (hub, slack, channel):
         await emu.archive_as_user(workspace.ann, channel).deliver(slack.handle_http)
         await hub.wait_idle()
         state = await hub.conversation(CONV.id)
@@ -233,10 +235,7 @@ async def test_join_button_invites_and_updates_the_card(workspace: Workspace) ->
 async def test_edits_and_deletes_reach_the_host(workspace: Workspace) -> None:
     emu = workspace.emu
     host = Host()
-    hub, slack = make_hub(workspace, host)
-    async with hub:
-        channel = await open_channel(hub, slack)
-        emu.join(channel, workspace.ann)
+    async with agent_in_channel(workspace, host) as (hub, slack, channel):
         posted = emu.post_as_user(workspace.ann, channel, "frist")
         await posted.deliver(slack.handle_http)
         ts = posted.event["ts"]
@@ -252,10 +251,7 @@ async def test_edits_and_deletes_reach_the_host(workspace: Workspace) -> None:
 async def test_bad_signatures_and_stale_requests_get_401(workspace: Workspace) -> None:
     emu = workspace.emu
     host = Host()
-    hub, slack = make_hub(workspace, host)
-    async with hub:
-        channel = await open_channel(hub, slack)
-        emu.join(channel, workspace.ann)
+    async with agent_in_channel(workspace, host) as (hub, slack, channel):
         event = emu.post_as_user(workspace.ann, channel, "hello")
         forged = event.resign(secret="not-the-signing-secret")
         stale = event.resign(timestamp=int(time.time()) - 301)

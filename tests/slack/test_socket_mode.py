@@ -26,7 +26,7 @@ from norbit_connectors.store import SQLiteStore
 from norbit_connectors.testing._slack._socket import accept_key
 
 from .conftest import Workspace
-from .test_inbound import CONV, Host, make_hub, open_channel
+from .test_inbound import CONV, Host, agent_in_channel, make_hub, open_channel
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -46,10 +46,7 @@ def _leftover(before: set[threading.Thread]) -> list[str]:
 async def test_agent_message_becomes_one_reply_even_when_redelivered(workspace: Workspace, tmp_path: Path) -> None:
     emu = workspace.emu
     host = Host()
-    hub, slack = make_hub(workspace, host, SQLiteStore(tmp_path / "hub.sqlite3"))
-    async with hub:
-        channel = await open_channel(hub, slack)
-        emu.join(channel, workspace.ann)
+    async with agent_in_channel(workspace, host, SQLiteStore(tmp_path / "hub.sqlite3")) as (hub, slack, channel):
         before = _threads()
         async with SocketModeReceiver(slack, emu.app_token) as receiver:
             assert receiver.connected
@@ -75,20 +72,16 @@ async def test_agent_message_becomes_one_reply_even_when_redelivered(workspace: 
 async def test_archive_answers_ephemerally_in_the_ack_and_archives_both_sides(workspace: Workspace) -> None:
     emu = workspace.emu
     host = Host()
-    hub, slack = make_hub(workspace, host)
-    async with hub:
-        channel = await open_channel(hub, slack)
-        emu.join(channel, workspace.ann)
-        async with SocketModeReceiver(slack, emu.app_token):
-            ack = await emu.asocket_deliver(emu.slash_command("/archive", workspace.ann, channel))
-            assert ack == {"response_type": "ephemeral", "text": "Archiving this conversation and its channel."}
-            await hub.wait_idle()
-            state = await hub.conversation(CONV.id)
-            # The archive echo from Slack does not call the host a second time.
-            echo = emu.event_request({"type": "group_archive", "channel": channel, "user": workspace.ann})
-            assert await emu.asocket_deliver(echo) is None
-            unlinked = await emu.asocket_deliver(emu.slash_command("/archive", workspace.ann, workspace.main))
-            await hub.wait_idle()
+    async with agent_in_channel(workspace, host) as (hub, slack, channel), SocketModeReceiver(slack, emu.app_token):
+        ack = await emu.asocket_deliver(emu.slash_command("/archive", workspace.ann, channel))
+        assert ack == {"response_type": "ephemeral", "text": "Archiving this conversation and its channel."}
+        await hub.wait_idle()
+        state = await hub.conversation(CONV.id)
+        # The archive echo from Slack does not call the host a second time.
+        echo = emu.event_request({"type": "group_archive", "channel": channel, "user": workspace.ann})
+        assert await emu.asocket_deliver(echo) is None
+        unlinked = await emu.asocket_deliver(emu.slash_command("/archive", workspace.ann, workspace.main))
+        await hub.wait_idle()
     assert emu.channels[channel]["is_archived"]
     assert host.archived == [CONV.id]
     assert state is not None and state.status == "archived"
@@ -118,18 +111,17 @@ async def test_join_invites_and_updates_the_card(workspace: Workspace) -> None:
 async def test_disconnect_request_reconnects_and_traffic_continues(workspace: Workspace) -> None:
     emu = workspace.emu
     host = Host()
-    hub, slack = make_hub(workspace, host)
-    async with hub:
-        channel = await open_channel(hub, slack)
-        emu.join(channel, workspace.ann)
-        async with SocketModeReceiver(slack, emu.app_token) as receiver:
-            first = emu.post_as_user(workspace.ann, channel, "before")
-            await emu.asocket_deliver(first)
-            await anyio.to_thread.run_sync(emu.socket_disconnect)
-            assert receiver.connected
-            await emu.asocket_deliver(emu.post_as_user(workspace.ann, channel, "after"))
-            await emu.asocket_deliver(first.retry(1))  # redelivered on the new connection: still once
-            await hub.wait_idle()
+    async with (
+        agent_in_channel(workspace, host) as (hub, slack, channel),
+        SocketModeReceiver(slack, emu.app_token) as receiver,
+    ):
+        first = emu.post_as_user(workspace.ann, channel, "before")
+        await emu.asocket_deliver(first)
+        await anyio.to_thread.run_sync(emu.socket_disconnect)
+        assert receiver.connected
+        await emu.asocket_deliver(emu.post_as_user(workspace.ann, channel, "after"))
+        await emu.asocket_deliver(first.retry(1))  # redelivered on the new connection: still once
+        await hub.wait_idle()
     assert [r.message.text for r in host.replies] == ["before", "after"]
     assert emu.socket_connections_opened == 2
     assert len(emu.calls_to("apps.connections.open")) == 2
@@ -172,10 +164,7 @@ async def test_bad_app_tokens_are_clear_errors(workspace: Workspace) -> None:
 async def test_receiver_run_serves_until_cancelled(workspace: Workspace) -> None:
     emu = workspace.emu
     host = Host()
-    hub, slack = make_hub(workspace, host)
-    async with hub:
-        channel = await open_channel(hub, slack)
-        emu.join(channel, workspace.ann)
+    async with agent_in_channel(workspace, host) as (hub, slack, channel):
         receiver = SocketModeReceiver(slack, emu.app_token)
         async with anyio.create_task_group() as tg:
             tg.start_soon(receiver.run)
