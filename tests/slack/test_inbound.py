@@ -13,7 +13,7 @@ import pytest
 from norbit_connectors import Agent, AgentReply, Conversation, Delivery, Department, Message, User
 from norbit_connectors.hub import Hub
 from norbit_connectors.slack import JOIN_ACTION_ID, SlackConnector, SlackLimiter
-from norbit_connectors.store import MemoryStore, SQLiteStore, Store
+from norbit_connectors.store import Batch, CommitResult, MemoryStore, Put, SQLiteStore, Store
 
 from .conftest import Workspace
 
@@ -299,3 +299,73 @@ async def test_join_is_the_claim_in_manual_routing(workspace: Workspace) -> None
     assert told and told[-1]["text"] == "Ann already has this conversation."
     updated = next(m for m in emu.messages(workspace.main) if m["ts"] == card["ts"])
     assert f"Assigned to <@{workspace.ann}>" in json.dumps(updated["blocks"])
+
+
+class _InterferingStore(MemoryStore):
+    """A MemoryStore where, once armed, each of the next ``times`` compare-and-swap writes of a Slack link
+    document first meets another writer's change to that document (an unrelated field), as when two jobs of
+    the same conversation run at once."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.times = 0
+        self.interfered = 0
+
+    async def commit(self, batch: Batch, *, now: float) -> CommitResult:
+        for put in batch.puts:
+            if self.times and put.namespace == "slack.link" and put.expected_version is not None:
+                current = await self.get(put.namespace, put.key)
+                if current is not None and current.version == put.expected_version:
+                    self.times -= 1
+                    self.interfered += 1
+                    touched = {**current.value, "touched": self.interfered}
+                    await super().commit(
+                        Batch(puts=[Put(namespace=put.namespace, key=put.key, value=touched)]), now=now
+                    )
+                break
+        return await super().commit(batch, now=now)
+
+
+async def test_join_and_assignment_survive_concurrent_writes_of_the_link(workspace: Workspace) -> None:
+    from norbit_connectors.routing import Routing
+
+    emu = workspace.emu
+    store = _InterferingStore()
+    slack = SlackConnector(workspace.config(), limiter=SlackLimiter(enabled=False))
+    hub = Hub(store=store, connectors=[slack], agents=AGENTS, routing=Routing(mode="manual"))
+    async with hub:
+        await open_channel(hub, slack)
+        card = [m for m in emu.messages(workspace.main) if m.get("blocks")][-1]
+        store.times = 2  # the Join click's write of "joined" and the assignment's write of the card
+        click = emu.block_action(workspace.ann, workspace.main, card["ts"], JOIN_ACTION_ID, value=CONV.id)
+        await click.deliver(slack.handle_http)
+        await hub.wait_idle()
+        ref = await store.get("slack.conv", CONV.id)
+        assert ref is not None
+        link = await store.get("slack.link", ref.value["link"])
+    assert store.interfered == 2
+    assert link is not None
+    assert link.value["joined"] == [workspace.ann]
+    assert link.value["card"]["assigned_to"] == workspace.ann
+    assert link.value["touched"] == 2
+    updated = next(m for m in emu.messages(workspace.main) if m["ts"] == card["ts"])
+    assert f"Assigned to <@{workspace.ann}>" in json.dumps(updated["blocks"])
+
+
+@pytest.mark.parametrize("how", ["slash command", "archived in Slack"])
+async def test_archive_mark_survives_a_concurrent_write_of_the_link(workspace: Workspace, how: str) -> None:
+    emu = workspace.emu
+    store = _InterferingStore()
+    async with agent_in_channel(workspace, Host(), store) as (hub, slack, channel):
+        ref = await store.get("slack.conv", CONV.id)
+        assert ref is not None
+        store.times = 1
+        if how == "slash command":
+            await emu.slash_command("/archive", workspace.ann, channel).deliver(slack.handle_http)
+        else:
+            await emu.archive_as_user(workspace.ann, channel).deliver(slack.handle_http)
+        await hub.wait_idle()
+        link = await store.get("slack.link", ref.value["link"])
+    assert store.interfered == 1
+    assert link is not None and link.value["archived"] is True and link.value["touched"] == 1
+    assert emu.channels[channel]["is_archived"]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import urllib.parse
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import anyio
@@ -478,11 +478,22 @@ class SlackConnector(Connector):
 
     async def _merge_link(self, key: str, changes: Mapping[str, Any]) -> None:
         """Apply ``changes`` to the latest link (None removes a key), however often others write it meanwhile."""
+        await self._change_link(
+            key, lambda link: {k: v for k, v in {**(link or {}), **changes}.items() if v is not None}
+        )
+
+    async def _change_link(
+        self, key: str, change: Callable[[dict[str, Any] | None], dict[str, Any] | None]
+    ) -> dict[str, Any] | None:
+        """Write ``change(latest link)`` unless it is None, reading again and again while other jobs of the same
+        link write it in between. Returns what was written, or None if ``change`` found nothing to do."""
         while True:
             link, version = await self._doc(LINKS, key)
-            merged = {k: v for k, v in {**(link or {}), **changes}.items() if v is not None}
-            if await self._put(Put(namespace=LINKS, key=key, value=merged, expected_version=version)):
-                return
+            changed = change(link)
+            if changed is None:
+                return None
+            if await self._put(Put(namespace=LINKS, key=key, value=changed, expected_version=version)):
+                return changed
 
     async def _find_notice(self, channel: str, key: str) -> str | None:
         """The ts of the notice for link ``key`` in ``channel``, if one was posted (found by its metadata)."""
@@ -727,18 +738,22 @@ class SlackConnector(Connector):
         if ref is None:
             return
         key = str(ref["link"])
-        link, version = await self._doc(LINKS, key)
+        link, _ = await self._doc(LINKS, key)
         if link is None or not link.get("channel"):
             return
         agent_id = event.assignment.agent_id
         slack_user = self.config.agent_links.get(agent_id) if agent_id else None
         if slack_user and self.config.agent_linking and not link.get("archived"):
             await self._invite(str(link["channel"]), [slack_user])
-        card = dict(link.get("card") or {})
-        if card and card.get("assigned_to") != slack_user:
-            card["assigned_to"] = slack_user
-            if await self._put(Put(namespace=LINKS, key=key, value={**link, "card": card}, expected_version=version)):
-                await self._update_card(key)
+
+        def assign(latest: dict[str, Any] | None) -> dict[str, Any] | None:
+            card = dict((latest or {}).get("card") or {})
+            if latest is None or not card or card.get("assigned_to") == slack_user:
+                return None
+            return {**latest, "card": {**card, "assigned_to": slack_user}}
+
+        if await self._change_link(key, assign) is not None:
+            await self._update_card(key)
 
     # -- inbound HTTP ------------------------------------------------------------------------------------
 
@@ -978,13 +993,10 @@ class SlackConnector(Connector):
         return None
 
     async def _on_channel_archived(self, key: str, channel: str, conversation_id: str) -> Batch | None:
-        link, version = await self._doc(LINKS, key)
+        link, _ = await self._doc(LINKS, key)
         if link is None or link.get("channel") != channel:
             return None
-        if not link.get("archived"):
-            await self._put(
-                Put(namespace=LINKS, key=key, value={**link, "archived": True, "open": []}, expected_version=version)
-            )
+        await self._change_link(key, _archived_change(channel))
         return Batch(
             jobs=[self.context.hub_job("archived_remotely", conversation_id, {"conversation_id": conversation_id})]
         )
@@ -995,12 +1007,10 @@ class SlackConnector(Connector):
             return None
         key = str(ref["link"])
         conversation_id = str(ref["conversation_id"])
-        link, version = await self._doc(LINKS, key)
+        link, _ = await self._doc(LINKS, key)
         if link is not None and link.get("channel") == channel and not link.get("archived"):
             await self._archive_channel(channel)
-            await self._put(
-                Put(namespace=LINKS, key=key, value={**link, "archived": True, "open": []}, expected_version=version)
-            )
+            await self._change_link(key, _archived_change(channel))
         return Batch(
             jobs=[self.context.hub_job("archived_remotely", conversation_id, {"conversation_id": conversation_id})]
         )
@@ -1010,7 +1020,7 @@ class SlackConnector(Connector):
         if ref is None:
             return
         key = str(ref["link"])
-        link, version = await self._doc(LINKS, key)
+        link, _ = await self._doc(LINKS, key)
         if link is None or not link.get("channel"):
             return
         if self.context.routing_mode == "manual":
@@ -1025,18 +1035,20 @@ class SlackConnector(Connector):
                 who = holder_agent.name if holder_agent is not None else holder
                 await self._tell(link, user_id, f"{who} already has this conversation.")
                 return
-            link, version = await self._doc(LINKS, key)
+            link, _ = await self._doc(LINKS, key)
             if link is None:
                 return
         if not link.get("archived"):
             await self._invite(str(link["channel"]), [user_id])
-        joined = list(link.get("joined", []))
-        if user_id not in joined:
-            joined.append(user_id)
-            if await self._put(
-                Put(namespace=LINKS, key=key, value={**link, "joined": joined}, expected_version=version)
-            ):
-                await self._update_card(key)
+
+        def add(latest: dict[str, Any] | None) -> dict[str, Any] | None:
+            joined = list((latest or {}).get("joined", []))
+            if latest is None or user_id in joined:
+                return None
+            return {**latest, "joined": [*joined, user_id]}
+
+        if await self._change_link(key, add) is not None:
+            await self._update_card(key)
 
     async def _tell(self, link: Mapping[str, Any], user_id: str, text: str) -> None:
         """An ephemeral note to one user under the notice card."""
@@ -1067,6 +1079,17 @@ class SlackConnector(Connector):
         from ._asgi import asgi_app
 
         return asgi_app(self)
+
+
+def _archived_change(channel: str) -> Callable[[dict[str, Any] | None], dict[str, Any] | None]:
+    """A link change marking ``channel`` archived, if the link still names it and it is not marked yet."""
+
+    def change(link: dict[str, Any] | None) -> dict[str, Any] | None:
+        if link is None or link.get("channel") != channel or link.get("archived"):
+            return None
+        return {**link, "archived": True, "open": []}
+
+    return change
 
 
 def _ours(metadata_event_type: str | None) -> bool:
