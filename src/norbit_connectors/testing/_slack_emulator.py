@@ -84,6 +84,12 @@ class _Server(ThreadingHTTPServer):
     allow_reuse_address = True
     emulator: SlackEmulator
 
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        # Named like the server's own thread, so that code under test looking for threads it left behind can
+        # tell the emulator's request threads (which may still be closing a connection) from its own.
+        threading.current_thread().name = "slack-emulator request"
+        super().process_request_thread(request, client_address)
+
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"

@@ -182,6 +182,11 @@ class _Server(ThreadingHTTPServer):
     allow_reuse_address = True
     emulator: LoopbackEmulator
 
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        # Named after the server's own thread, so that tests can tell the emulator's request threads apart.
+        threading.current_thread().name = f"{self.emulator.thread_name} request"
+        super().process_request_thread(request, client_address)
+
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
