@@ -14,6 +14,9 @@ bot is a member of), then answers control requests until it is told to stop or i
     -> ``{"count": <calls made to the method so far>}``
 ``{"op": "messages", "channels": [...], "prefix": "..."}``
     -> ``{"count": <messages in those channels whose text starts with prefix>, "distinct": <distinct such texts>}``
+``{"op": "latency", "seconds": 0.05, "method": "chat.postMessage"}``
+    -> ``{"ok": true}``; from then on the emulator answers every call of the method ``seconds`` late (0: at once),
+    as a remote Slack does
 ``{"op": "stop"}``
     -> the child exits.
 
@@ -118,6 +121,10 @@ class EmulatorProcess:
         """How many calls to ``method`` the emulator has served."""
         return int(self._ask({"op": "calls", "method": method})["count"])
 
+    def set_latency(self, seconds: float, *, method: str = "chat.postMessage") -> None:
+        """Answer every call of ``method`` ``seconds`` late from now on (0 turns it off)."""
+        self._ask({"op": "latency", "seconds": seconds, "method": method})
+
     def messages_with_prefix(self, channels: Sequence[str], prefix: str) -> tuple[int, int]:
         """(messages, distinct texts) in ``channels`` whose text starts with ``prefix``."""
         answer = self._ask({"op": "messages", "channels": list(channels), "prefix": prefix})
@@ -168,6 +175,13 @@ def _serve(rate_limits: str, commands: IO[str], out: IO[str]) -> None:
                     return
                 if op == "calls":
                     say({"count": len(emu.calls_to(str(request["method"])))})
+                elif op == "latency":
+                    seconds = float(request["seconds"])
+                    if seconds > 0:
+                        emu.faults(1.0, ("latency",), methods=[str(request["method"])], delay=seconds)
+                    else:
+                        emu.clear_faults()
+                    say({"ok": True})
                 elif op == "messages":
                     prefix = str(request["prefix"])
                     texts = [
