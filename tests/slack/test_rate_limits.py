@@ -1,7 +1,8 @@
 """Bursts under Slack's rate limits arrive complete and in order.
 
 The emulator and our limiter share one clock running twenty times faster than real time, so Slack's
-one-message-per-second pace is kept exactly while the test takes seconds.
+one-message-per-second pace is kept exactly while the test takes seconds. Where the emulator must refuse calls,
+the clock moves only when the connector sleeps, so a slow machine cannot let the buckets refill in between.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import time
 from collections.abc import Callable
 
 import anyio
+import anyio.lowlevel
 import pytest
 
 from norbit_connectors import Conversation, Hub, Message, User
@@ -31,6 +33,21 @@ def fast_clock() -> Callable[[], float]:
 
 async def fast_sleep(seconds: float) -> None:
     await anyio.sleep(seconds / SPEED)
+
+
+class VirtualClock:
+    """Time that moves only when the connector sleeps on it: the emulator's buckets refill only then, so its limits
+    refuse the same calls however slowly the machine runs them."""
+
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.now += max(seconds, 0.0)
+        await anyio.lowlevel.checkpoint()
 
 
 async def burst(ws: Workspace, slack: SlackConnector, count: int) -> list[str]:
@@ -58,10 +75,10 @@ async def test_burst_of_100_under_slack_limits_keeps_to_the_pace() -> None:
 
 async def test_burst_beyond_the_limits_recovers_from_429s() -> None:
     # Without our own pacing, the tight profile refuses calls; Retry-After is honoured and nothing is lost.
-    clock = fast_clock()
+    clock = VirtualClock()
     with SlackEmulator(rate_limits="tight", clock=clock) as emulator:
         ws = Workspace(emulator)
-        slack = SlackConnector(ws.config(), limiter=SlackLimiter(enabled=False, clock=clock, sleep=fast_sleep))
+        slack = SlackConnector(ws.config(), limiter=SlackLimiter(enabled=False, clock=clock, sleep=clock.sleep))
         texts = await burst(ws, slack, 40)
         refused = [c for c in emulator.calls if c.status == 429]
     assert texts == [f"message {i}" for i in range(40)]
