@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import statistics
 import tempfile
 import threading
 import time
@@ -44,6 +45,11 @@ Handler = Callable[[dict[str, str], bytes], Awaitable[HttpResponse]]
 def _sizes(quick: bool) -> tuple[int, int, int]:
     """(events timed, warm-up events, linked channels)."""
     return (600, 100, 20) if quick else (5_000, 300, 50)
+
+
+def _paired_sizes(quick: bool) -> tuple[int, int]:
+    """(rounds, events per side and round) of the paired comparison."""
+    return (3, 600) if quick else (9, 2_000)
 
 
 class _Workspace:
@@ -174,67 +180,123 @@ async def _norbit(
     return full, ack_only
 
 
-def _bolt(ws: _Workspace, channels: Sequence[str], n_events: int, warmup: int, in_flight: int) -> dict[str, Any]:
-    """Bolt's synchronous App, fed sequentially or, as a threaded server would, from ``in_flight`` threads."""
-    from slack_bolt import App, BoltRequest
-    from slack_sdk import WebClient
+class _Bolt:
+    """Bolt's synchronous App (request verification on, ``process_before_response=True``, a no-op ``message``
+    listener), fed sequentially or, as a threaded server would, from ``in_flight`` threads."""
 
-    handled = 0
-    counted = threading.Lock()
-    app = App(
-        signing_secret=ws.emu.signing_secret,
-        client=WebClient(token=ws.emu.bot_token, base_url=ws.emu.base_url),
-        token_verification_enabled=False,
-        process_before_response=True,
-    )
+    def __init__(self, ws: _Workspace) -> None:
+        from slack_bolt import App
+        from slack_sdk import WebClient
 
-    @app.event("message")
-    def on_message(event: dict[str, Any]) -> None:
-        nonlocal handled
-        with counted:
-            handled += 1
+        self.handled = 0
+        self.latencies: list[float] = []
+        counted = threading.Lock()
+        self.app = App(
+            signing_secret=ws.emu.signing_secret,
+            client=WebClient(token=ws.emu.bot_token, base_url=ws.emu.base_url),
+            token_verification_enabled=False,
+            process_before_response=True,
+        )
 
-    events = _build_events(ws, channels, warmup + n_events, start=1_000_000 * in_flight)
-    latencies: list[float] = []
-    clock = time.perf_counter
+        @self.app.event("message")
+        def on_message(event: dict[str, Any]) -> None:
+            with counted:
+                self.handled += 1
 
-    def dispatch(request: Request) -> None:
+    def _dispatch(self, request: Request) -> None:
+        from slack_bolt import BoltRequest
+
         headers, body = request
-        t0 = clock()
-        response = app.dispatch(BoltRequest(body=body.decode("utf-8"), headers=_bolt_headers(headers)))
-        latencies.append(clock() - t0)
+        t0 = time.perf_counter()
+        response = self.app.dispatch(BoltRequest(body=body.decode("utf-8"), headers=_bolt_headers(headers)))
+        self.latencies.append(time.perf_counter() - t0)
         if response.status != 200:
             raise RuntimeError(f"Bolt answered {response.status}: {response.body!r}")
 
-    def feed(batch: Sequence[Request]) -> float:
+    def feed(self, batch: Sequence[Request], in_flight: int = 1) -> float:
+        """Dispatch ``batch``; the time it took. Every event must reach the listener."""
+        self.handled = 0
+        self.latencies.clear()
         with _harness_objects_frozen():
-            started = clock()
+            started = time.perf_counter()
             if in_flight == 1:
                 for request in batch:
-                    dispatch(request)
+                    self._dispatch(request)
             else:
                 with ThreadPoolExecutor(max_workers=in_flight) as pool:
-                    for _ in pool.map(dispatch, batch):
+                    for _ in pool.map(self._dispatch, batch):
                         pass
-            return clock() - started
+            elapsed = time.perf_counter() - started
+        if self.handled != len(batch):
+            raise RuntimeError(f"Bolt's listener ran {self.handled} times for {len(batch)} events")
+        return elapsed
 
-    feed(events[:warmup])
-    handled = 0
-    latencies.clear()
-    elapsed = feed(events[warmup:])
-    if handled != n_events:
-        raise RuntimeError(f"Bolt's listener ran {handled} times for {n_events} events")
-    return {"events": n_events, "events_per_s": n_events / elapsed, **summarise_latencies(latencies)}
+
+def _bolt(ws: _Workspace, channels: Sequence[str], n_events: int, warmup: int, in_flight: int) -> dict[str, Any]:
+    bolt = _Bolt(ws)
+    events = _build_events(ws, channels, warmup + n_events, start=1_000_000 * in_flight)
+    bolt.feed(events[:warmup], in_flight)
+    elapsed = bolt.feed(events[warmup:], in_flight)
+    return {"events": n_events, "events_per_s": n_events / elapsed, **summarise_latencies(bolt.latencies)}
+
+
+async def _paired(ws: _Workspace, store: Store, n_channels: int, rounds: int, batch: int) -> list[float]:
+    """Per round, the ratio of our ack-only rate (SQLiteStore, IN_FLIGHT in flight) to Bolt's sequential rate,
+    measured back to back on equal batches (the order alternating from round to round), so that both sides of
+    each ratio meet the same machine: on a shared machine a rate moves by tens of percent within a minute."""
+    slack = SlackConnector(ws.config(), limiter=SlackLimiter(enabled=False))
+    hub = Hub(store=store, connectors=[slack], agents=AGENTS)
+    channels: list[str] = []
+    async with hub:
+        for c in range(n_channels):
+            conv = Conversation(id=f"pair-{c}", user=User(id=f"pair-user-{c}", name=f"Customer {c}"))
+            await hub.customer_message(conv, Message(id="m0", text="hello"))
+        await hub.wait_idle()
+        for c in range(n_channels):
+            channel = await slack.channel_for(f"pair-{c}")
+            assert channel is not None
+            ws.emu.join(channel, ws.agent)
+            channels.append(channel)
+    bolt = _Bolt(ws)
+    bolt_channels = _bolt_channels(ws, n_channels, prefix="pair-bolt")
+    idle = Hub(store=store, connectors=[slack], agents=AGENTS)
+    ratios: list[float] = []
+    await store.open()
+    try:
+        await slack.start(idle._context)
+        try:
+            start = 2_000_000
+            bolt.feed(_build_events(ws, bolt_channels, batch, start=start))  # warm-up, both sides
+            await _ack_loop(slack.handle_http, _build_events(ws, channels, batch, start=start + batch), IN_FLIGHT)
+            for r in range(rounds):
+                start += 2 * batch
+                ours = _build_events(ws, channels, batch, start=start)
+                theirs = _build_events(ws, bolt_channels, batch, start=start + batch)
+                before = await store.pending_jobs()
+                if r % 2:
+                    bolt_s = bolt.feed(theirs)
+                    _, ours_s = await _ack_loop(slack.handle_http, ours, IN_FLIGHT)
+                else:
+                    _, ours_s = await _ack_loop(slack.handle_http, ours, IN_FLIGHT)
+                    bolt_s = bolt.feed(theirs)
+                if await store.pending_jobs() - before != batch:
+                    raise RuntimeError("not every event of a paired round was accepted into the store")
+                ratios.append(bolt_s / ours_s)
+        finally:
+            await slack.stop()
+    finally:
+        await store.close()
+    return ratios
 
 
 def _bolt_headers(headers: dict[str, str]) -> dict[str, str | Sequence[str]]:
     return dict(headers)
 
 
-def _bolt_channels(ws: _Workspace, n_channels: int) -> list[str]:
+def _bolt_channels(ws: _Workspace, n_channels: int, *, prefix: str = "bolt") -> list[str]:
     channels = []
     for c in range(n_channels):
-        channel = ws.emu.add_channel(f"bolt-{c}", members=[ws.emu.bot_user_id, ws.agent])
+        channel = ws.emu.add_channel(f"{prefix}-{c}", members=[ws.emu.bot_user_id, ws.agent])
         channels.append(channel)
     return channels
 
@@ -264,6 +326,8 @@ def run(quick: bool = False, *, profile: Callable[[str], Any] | None = None) -> 
             )
         bolt_channels = _bolt_channels(ws, n_channels)
         bolt = {in_flight: _bolt(ws, bolt_channels, n_events, warmup, in_flight) for in_flight in (1, IN_FLIGHT)}
+        rounds, batch = _paired_sizes(quick)
+        paired = anyio.run(_paired, ws, SQLiteStore(Path(tmp) / "paired.sqlite3"), n_channels, rounds, batch)
     for in_flight in (1, IN_FLIGHT):
         for store in ("SQLiteStore", "MemoryStore"):
             full, ack_only = measured[store, in_flight]
@@ -273,7 +337,19 @@ def run(quick: bool = False, *, profile: Callable[[str], Any] | None = None) -> 
     rows.append({"impl": f"slack_bolt App.dispatch, {IN_FLIGHT} threads", "in_flight": IN_FLIGHT, **bolt[IN_FLIGHT]})
     best_bolt = max(bolt.values(), key=lambda row: float(row["events_per_s"]))
     best_name = "slack_bolt App.dispatch" + ("" if best_bolt is bolt[1] else f", {IN_FLIGHT} threads")
-    ratios = []
+    middle = statistics.median(paired)
+    ratios = [
+        {
+            **ratio(
+                f"throughput SQLiteStore ack only, {IN_FLIGHT} in flight / Bolt, paired (median of {len(paired)})",
+                middle,
+                1.0,
+                baseline="slack_bolt App.dispatch events/s, sequential, measured back to back",
+                target=2.0,
+            ),
+            "rounds": [round(r, 3) for r in paired],
+        }
+    ]
     for in_flight in (IN_FLIGHT, 1):
         full, ack_only = measured["SQLiteStore", in_flight]
         for label, row in (("ack only", ack_only), ("with workers", full)):
@@ -306,6 +382,9 @@ def run(quick: bool = False, *, profile: Callable[[str], Any] | None = None) -> 
         "'ack only': the same connector attached to a hub that is not running, so no worker competes; the events "
         "are verified, parsed and durably accepted (checked by counting the jobs in the store)",
         f"{n_events} timed events after {warmup} warm-up events, over {n_channels} linked channels",
+        f"paired: {len(paired)} rounds of {batch} events per side, our ack-only {IN_FLIGHT}-in-flight run and "
+        "Bolt's sequential run back to back, in alternating order; the ratio of each round: "
+        + ", ".join(f"{r:.2f}" for r in paired),
     ]
     return {"rows": rows, "ratios": ratios, "notes": notes}
 
