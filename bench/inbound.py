@@ -116,6 +116,23 @@ async def _ack_loop(handle: Handler, events: Sequence[Request], in_flight: int =
         return latencies, clock() - started
 
 
+async def _linked_channels(
+    ws: _Workspace, hub: Hub, slack: SlackConnector, n_channels: int, *, prefix: str
+) -> list[str]:
+    """The channels of ``n_channels`` new conversations (one customer message each), with the agent in each."""
+    for c in range(n_channels):
+        conv = Conversation(id=f"{prefix}-{c}", user=User(id=f"{prefix}-user-{c}", name=f"Customer {c}"))
+        await hub.customer_message(conv, Message(id="m0", text="hello"))
+    await hub.wait_idle()
+    channels: list[str] = []
+    for c in range(n_channels):
+        channel = await slack.channel_for(f"{prefix}-{c}")
+        assert channel is not None
+        ws.emu.join(channel, ws.agent)
+        channels.append(channel)
+    return channels
+
+
 async def _norbit(
     ws: _Workspace, store: Store, n_events: int, warmup: int, n_channels: int, in_flight: int
 ) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -131,16 +148,7 @@ async def _norbit(
     slack = SlackConnector(ws.config(), limiter=SlackLimiter(enabled=False))
     hub = Hub(store=store, connectors=[slack], agents=AGENTS, on_agent_reply=on_agent_reply)
     async with hub:
-        channels: list[str] = []
-        for c in range(n_channels):
-            conv = Conversation(id=f"conv-{c}", user=User(id=f"user-{c}", name=f"Customer {c}"))
-            await hub.customer_message(conv, Message(id="m0", text="hello"))
-        await hub.wait_idle()
-        for c in range(n_channels):
-            channel = await slack.channel_for(f"conv-{c}")
-            assert channel is not None
-            ws.emu.join(channel, ws.agent)
-            channels.append(channel)
+        channels = await _linked_channels(ws, hub, slack, n_channels, prefix="conv")
         events = _build_events(ws, channels, warmup + n_events, start=0)
         await _ack_loop(slack.handle_http, events[:warmup], in_flight)
         await hub.wait_idle()
@@ -248,17 +256,8 @@ async def _paired(ws: _Workspace, store: Store, n_channels: int, rounds: int, ba
     core of their own; both sides only compute, the emulator serves neither)."""
     slack = SlackConnector(ws.config(), limiter=SlackLimiter(enabled=False))
     hub = Hub(store=store, connectors=[slack], agents=AGENTS)
-    channels: list[str] = []
     async with hub:
-        for c in range(n_channels):
-            conv = Conversation(id=f"pair-{c}", user=User(id=f"pair-user-{c}", name=f"Customer {c}"))
-            await hub.customer_message(conv, Message(id="m0", text="hello"))
-        await hub.wait_idle()
-        for c in range(n_channels):
-            channel = await slack.channel_for(f"pair-{c}")
-            assert channel is not None
-            ws.emu.join(channel, ws.agent)
-            channels.append(channel)
+        channels = await _linked_channels(ws, hub, slack, n_channels, prefix="pair")
     bolt = _Bolt(ws)
     bolt_channels = _bolt_channels(ws, n_channels, prefix="pair-bolt")
     idle = Hub(store=store, connectors=[slack], agents=AGENTS)
