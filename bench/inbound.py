@@ -343,27 +343,24 @@ def run(quick: bool = False, *, profile: Callable[[str], Any] | None = None) -> 
     best_name = "slack_bolt App.dispatch" + ("" if best_bolt is bolt[1] else f", {IN_FLIGHT} threads")
     walls = [w for w, _ in paired]
     cpus = [c for _, c in paired]
+    paired_ratios = (
+        (
+            f"throughput SQLiteStore ack only, {IN_FLIGHT} in flight / Bolt, paired (median of {len(paired)})",
+            walls,
+            "slack_bolt App.dispatch events/s, sequential, measured back to back",
+        ),
+        (
+            f"CPU per event Bolt / SQLiteStore ack only, {IN_FLIGHT} in flight, paired (median of {len(paired)})",
+            cpus,
+            "slack_bolt App.dispatch CPU time per event, sequential, measured back to back",
+        ),
+    )
     ratios = [
         {
-            **ratio(
-                f"throughput SQLiteStore ack only, {IN_FLIGHT} in flight / Bolt, paired (median of {len(paired)})",
-                statistics.median(walls),
-                1.0,
-                baseline="slack_bolt App.dispatch events/s, sequential, measured back to back",
-                target=2.0,
-            ),
-            "rounds": [round(r, 3) for r in walls],
-        },
-        {
-            **ratio(
-                f"CPU per event Bolt / SQLiteStore ack only, {IN_FLIGHT} in flight, paired (median of {len(paired)})",
-                statistics.median(cpus),
-                1.0,
-                baseline="slack_bolt App.dispatch CPU time per event, sequential, measured back to back",
-                target=2.0,
-            ),
-            "rounds": [round(r, 3) for r in cpus],
-        },
+            **ratio(name, statistics.median(values), 1.0, baseline=baseline, target=2.0),
+            "rounds": [round(r, 3) for r in values],
+        }
+        for name, values, baseline in paired_ratios
     ]
     for in_flight in (IN_FLIGHT, 1):
         full, ack_only = measured["SQLiteStore", in_flight]
