@@ -35,6 +35,7 @@ from norbit_connectors.slack import SlackConfig, SlackConnector, SlackLimiter
 from norbit_connectors.store import MemoryStore, SQLiteStore, Store
 
 from ._emulator_process import EmulatorProcess
+from ._floor import outbound_floor
 from ._table import ratio, run_alone
 
 __all__ = ["run"]
@@ -136,6 +137,7 @@ def run(quick: bool = False, *, profile: Callable[[str], Any] | None = None) -> 
         with EmulatorProcess(rate_limits="off") as emu:
             memory = anyio.run(_hub_run, emu, MemoryStore(), n_messages, n_convs)
             plain = _plain_loop(emu, memory["channels"], n_messages)
+            floor = outbound_floor(emu, Path(tmp) / "floor.sqlite3", memory["channels"], n_messages)
         n_slow, n_slow_convs = _latency_sizes(quick)
         with EmulatorProcess(rate_limits="off") as emu:
             emu.set_latency(LATENCY_S)
@@ -147,6 +149,7 @@ def run(quick: bool = False, *, profile: Callable[[str], Any] | None = None) -> 
     rows.append({"impl": "Hub + SlackConnector, SQLiteStore", **sqlite})
     rows.append({"impl": "Hub + SlackConnector, MemoryStore", **memory})
     rows.append({"impl": "plain WebClient.chat_postMessage loop", **plain})
+    rows.append({"impl": "floor: SQLite outbox, 8 threads posting", **floor})
     rows.append({"impl": f"Hub + SlackConnector, SQLiteStore{late}", **slow})
     rows.append({"impl": f"plain WebClient.chat_postMessage loop{late}", **slow_plain})
     ratios = [
@@ -165,6 +168,13 @@ def run(quick: bool = False, *, profile: Callable[[str], Any] | None = None) -> 
             target=1.0,
         ),
         ratio(
+            "floor / plain loop (informative)",
+            floor["messages_per_s"],
+            plain["messages_per_s"],
+            baseline="sequential WebClient.chat_postMessage messages/s",
+            target=None,
+        ),
+        ratio(
             f"hub SQLiteStore / plain loop{late} (informative)",
             slow["messages_per_s"],
             slow_plain["messages_per_s"],
@@ -180,6 +190,11 @@ def run(quick: bool = False, *, profile: Callable[[str], Any] | None = None) -> 
         "per message in the timed part: the client-side cost, steadier than the rates on a busy machine",
         "the emulator runs in a process of its own (as Slack is remote), used alike by the hub and the plain loop; "
         "every hub message is checked to be in Slack exactly once",
+        "floor: bench/_floor.py, a durable outbox with the standard library alone (one SQLite transaction per "
+        "message to record it, 8 threads posting with WebClient.chat_postMessage, one transaction per message to "
+        "delete it), run right after the plain loop on the same emulator and channels: no ordering per "
+        "conversation, no leases, no retries, no transcript; not a product, it shows how far the machine lets "
+        "any implementation go",
         f"the last two rows: {n_slow} messages over {n_slow_convs} conversations with every chat.postMessage "
         f"answered {LATENCY_S * 1e3:.0f} ms late, as from a remote Slack; informative, no target",
     ]
