@@ -8,6 +8,7 @@ from norbit_connectors.exceptions import InvalidRequest
 from norbit_connectors.slack._signature import (
     MAX_SKEW_SECONDS,
     compute_signature,
+    header,
     sign_headers,
     verify_signature,
 )
@@ -33,6 +34,24 @@ def test_official_vector() -> None:
 def test_header_names_are_case_insensitive() -> None:
     headers = {"x-slack-request-timestamp": str(TIMESTAMP), "X-SLACK-SIGNATURE": EXPECTED}
     verify_signature(SECRET, headers, BODY, now=TIMESTAMP)
+
+
+_NAMES = st.sampled_from(["X-Slack-Signature", "X-Slack-Request-Timestamp", "Content-Type"])
+
+
+@given(_NAMES, st.data(), st.dictionaries(st.text(alphabet="abcxyz-"), st.text()))
+def test_header_is_found_in_any_case(name: str, data: st.DataObject, others: dict[str, str]) -> None:
+    spelled = "".join(data.draw(st.sampled_from([c.lower(), c.upper()])) for c in name)
+    headers = {**others, spelled: "the value"}
+    assert header(headers, name) == "the value"
+
+
+@given(_NAMES, st.dictionaries(st.text(), st.text()))
+def test_header_is_none_only_when_absent(name: str, headers: dict[str, str]) -> None:
+    present = [value for key, value in headers.items() if key.lower() == name.lower()]
+    found = header(headers, name)
+    assert (found is None) == (not present)
+    assert found is None or found in present
 
 
 @pytest.mark.parametrize(

@@ -46,7 +46,7 @@ from ._config import SlackConfig
 from ._limits import SlackLimiter
 from ._mrkdwn import escape, mentioned_user_ids, to_plain_text
 from ._naming import channel_name_candidates
-from ._signature import verify_signature
+from ._signature import header, verify_signature
 from ._text import split_text
 from ._transport import SlackTransport
 
@@ -767,7 +767,7 @@ class SlackConnector(Connector):
                 status=401,
             )
         verify_signature(self.config.signing_secret, headers, body, now=None)
-        content_type = next((v for k, v in headers.items() if k.lower() == "content-type"), None)
+        content_type = header(headers, "Content-Type")
         return await self._dispatch(_inbound.parse_request(content_type, body), body)
 
     async def handle_socket_envelope(self, envelope_type: str, payload: Mapping[str, Any]) -> HttpResponse:

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 
 from ..exceptions import InvalidRequest
 
-__all__ = ["MAX_SKEW_SECONDS", "compute_signature", "sign_headers", "verify_signature"]
+__all__ = ["MAX_SKEW_SECONDS", "compute_signature", "header", "sign_headers", "verify_signature"]
 
 #: Slack's replay window: a timestamp further than this from now is refused.
 MAX_SKEW_SECONDS = 300
@@ -33,9 +33,13 @@ def sign_headers(signing_secret: str, body: bytes, *, timestamp: int | None = No
     }
 
 
-def _header(headers: Mapping[str, str], name: str) -> str | None:
+def header(headers: Mapping[str, str], name: str) -> str | None:
+    """The value of header ``name`` (given in its usual spelling) in ``headers``, whatever the case of its key."""
+    # The usual spelling first (a dict built by hand or by a framework), then lower case (ASGI), then any case.
+    value = headers.get(name)
+    if value is not None:
+        return value
     lowered = name.lower()
-    # ASGI servers hand over lower-case names: try those first, then any case.
     value = headers.get(lowered)
     if value is not None:
         return value
@@ -50,8 +54,8 @@ def verify_signature(signing_secret: str, headers: Mapping[str, str], body: byte
 
     Header names are case-insensitive. The comparison is constant-time.
     """
-    raw_ts = _header(headers, "X-Slack-Request-Timestamp")
-    signature = _header(headers, "X-Slack-Signature")
+    raw_ts = header(headers, "X-Slack-Request-Timestamp")
+    signature = header(headers, "X-Slack-Signature")
     if raw_ts is None or signature is None:
         raise InvalidRequest("missing X-Slack-Signature or X-Slack-Request-Timestamp", status=401)
     raw_ts = raw_ts.strip()
