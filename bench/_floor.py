@@ -119,7 +119,12 @@ class InboundFloor:
                     [event_id for event_id, _, _ in group],
                 ).fetchall()
             }
-            rows = [(queue_key, payload) for event_id, queue_key, payload in group if event_id in new]
+            # The first of the group's requests for each new event id (Slack may retry while one is in flight).
+            firsts: dict[str, tuple[str, str]] = {}
+            for event_id, queue_key, payload in group:
+                if event_id in new:
+                    firsts.setdefault(event_id, (queue_key, payload))
+            rows = list(firsts.values())
             if rows:
                 conn.execute(
                     "INSERT INTO jobs (queue_key, connector, kind, payload, created_at) VALUES "

@@ -297,7 +297,7 @@ async def _paired(
                     events[name] = _build_events(ws, bolt_channels if name == "bolt" else channels, batch, start=start)
                 before = await store.pending_jobs(), floor.accepted()
                 round_: dict[str, tuple[float, float]] = {}
-                for name in SIDES[r % 3 :] + SIDES[: r % 3]:
+                for name in SIDES[r % len(SIDES) :] + SIDES[: r % len(SIDES)]:
                     round_[name] = await side(name, events[name])
                 if (await store.pending_jobs() - before[0], floor.accepted() - before[1]) != (batch, batch):
                     raise RuntimeError("not every event of a paired round was accepted into the store")

@@ -66,10 +66,10 @@ CHANNELS = "slack.channel"  # channel id -> link key, latest conversation id
 MESSAGES = "slack.msg"  # "<conversation>\x1f<message>" -> channel, ts
 TIMESTAMPS = "slack.ts"  # "<channel>:<ts>" -> conversation id, message id
 SENDING = "slack.sending"  # "<conversation>\x1f<message>" -> a post was under way (written by earlier versions)
+USERS = "slack.user"  # Slack user id -> name, email (cache)
 
 # How many unfinished postings the connector remembers (see SlackConnector._posting).
 _POSTING_REMEMBERED = 10_000
-USERS = "slack.user"  # Slack user id -> name, email (cache)
 
 USER_CACHE_SECONDS = 3600.0
 CREATE_LEASE_SECONDS = 60.0
