@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 __all__ = [
     "HttpClient",
     "header",
+    "json_depth",
     "json_object",
     "meta_handshake",
     "require_httpx",
@@ -55,15 +56,41 @@ def same_secret(given: str | None, expected: str) -> bool:
     return hmac.compare_digest(given.encode("utf-8", "surrogatepass"), expected.encode("utf-8", "surrogatepass"))
 
 
+#: Deepest nesting accepted in a webhook body (the platforms' own bodies stay under ten levels).
+MAX_JSON_DEPTH = 64
+
+
 def json_object(body: bytes) -> dict[str, Any]:
-    """The request body as a JSON object, or InvalidRequest (400)."""
+    """The request body as a JSON object, or InvalidRequest (400) for one that is not JSON, not an object, or
+    nested deeper than :data:`MAX_JSON_DEPTH`."""
     try:
         data = json.loads(body)
     except (ValueError, UnicodeDecodeError):
         raise InvalidRequest("the body is not JSON") from None
+    except RecursionError:
+        raise InvalidRequest(f"the JSON body is nested deeper than {MAX_JSON_DEPTH} levels") from None
     if not isinstance(data, dict):
         raise InvalidRequest("the body is not a JSON object")
+    if json_depth(data) > MAX_JSON_DEPTH:
+        raise InvalidRequest(f"the JSON body is nested deeper than {MAX_JSON_DEPTH} levels")
     return data
+
+
+def json_depth(value: Any) -> int:
+    """How deeply ``value`` (a decoded JSON value) nests: 0 for a scalar, 1 for a flat list or object."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        deepest = max(deepest, depth + 1)
+        stack.extend((child, depth + 1) for child in children)
+    return deepest
 
 
 def verify_meta_signature(headers: Mapping[str, str], body: bytes, app_secret: str) -> None:
