@@ -82,3 +82,7 @@ class TestInstagramConformance(TestMessengerConformance):
     def peer(self) -> Iterator[MessengerPeer]:
         with MetaEmulator() as emulator:
             yield MessengerPeer(emulator, emulator.messenger_user("Insta", platform="instagram"))
+
+    @pytest.fixture
+    def connector(self, peer: MessengerPeer) -> MessengerConnector:
+        return MessengerConnector(messenger_config(peer.emulator, instagram_id=peer.emulator.instagram_id))

@@ -78,7 +78,7 @@ async def test_answer_from_the_page_inbox_joins_the_transcript_and_slack(workspa
 
 async def test_instagram_conversation(workspace: Workspace) -> None:
     with MetaEmulator() as meta:
-        messenger = connector(meta)
+        messenger = connector(meta, instagram_id=meta.instagram_id)
         hub, slack = workspace.hub(messenger)
         ig = meta.messenger_user("Insta", platform="instagram")
         conversation_id = f"instagram:{ig.id}"

@@ -230,3 +230,9 @@ def dict_field(data: Mapping[str, Any], key: str) -> dict[str, Any]:
 def list_field(data: Mapping[str, Any], key: str) -> list[Any]:
     value = data.get(key)
     return value if isinstance(value, list) else []
+
+
+def shown_id(value: Any) -> str:
+    """An id from a webhook as it may appear in a log line: at most 40 characters, quoted unless alphanumeric."""
+    text = str(value)[:40]
+    return text if text.isalnum() else repr(text)

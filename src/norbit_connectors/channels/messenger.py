@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any, ClassVar, Literal
 
 from attrs import evolve, field, frozen
@@ -29,6 +29,7 @@ from ._base import (
     dict_field,
     int_field,
     list_field,
+    shown_id,
     str_field,
 )
 from ._graph import GraphError, graph_call
@@ -56,6 +57,8 @@ class MessengerConfig:
     department_id: str | None = None
     base_url: str = "https://graph.facebook.com/v21.0"
     max_file_bytes: int = 25 << 20
+    #: The page's linked Instagram professional account: its Direct messages are relayed only when it is set.
+    instagram_id: str | None = None
 
     def __attrs_post_init__(self) -> None:
         for name in ("page_access_token", "app_secret", "verify_token", "page_id"):
@@ -74,9 +77,17 @@ class PageEcho:
 
 
 def parse_webhook(
-    data: Mapping[str, Any], *, source: str = "messenger", department_id: str | None = None
+    data: Mapping[str, Any],
+    *,
+    source: str = "messenger",
+    department_id: str | None = None,
+    served: Collection[str] | None = None,
 ) -> tuple[list[InboundMessage], list[PageEcho]]:
-    """(customer messages, page echoes) of a Messenger or Instagram webhook. InvalidRequest when malformed."""
+    """(customer messages, page echoes) of a Messenger or Instagram webhook. InvalidRequest when malformed.
+
+    ``served``: the page and Instagram account ids the caller serves; entries and events of any other account are
+    skipped (one Meta app, one app secret, can serve many pages). None: no check.
+    """
     kind = data.get("object")
     if kind not in ("page", "instagram"):
         return [], []
@@ -89,6 +100,10 @@ def parse_webhook(
     for entry in entries:
         if not isinstance(entry, dict):
             raise InvalidRequest("entry[] items must be objects")
+        entry_id = entry.get("id")
+        if served is not None and str(entry_id) not in served:
+            log.info("%s: webhook entry for account %s not served here: ignored", source, shown_id(entry_id))
+            continue
         for event in list_field(entry, "messaging"):
             if not isinstance(event, dict):
                 raise InvalidRequest("messaging[] items must be objects")
@@ -98,11 +113,16 @@ def parse_webhook(
                 raise InvalidRequest("a messaging event needs sender.id and recipient.id")
             message = event.get("message")
             postback = event.get("postback")
+            echo = isinstance(message, dict) and message.get("is_echo") is True
+            account = sender if echo else recipient
+            if served is not None and account not in served:
+                log.info("%s: messaging event for account %s not served here: ignored", source, shown_id(account))
+                continue
             if isinstance(message, dict):
                 mid = str_field(message, "mid")
                 if not mid:
                     raise InvalidRequest("a message needs a mid")
-                if message.get("is_echo") is True:
+                if echo:
                     app_id = message.get("app_id")
                     echoes.append(
                         PageEcho(
@@ -186,6 +206,7 @@ class MessengerConnector(ChannelConnector):
 
     def __init__(self, config: MessengerConfig) -> None:
         super().__init__(config, MessengerConfig)
+        self._served = frozenset(i for i in (config.page_id, config.instagram_id) if i)
 
     def __repr__(self) -> str:
         return f"<MessengerConnector page_id={self.config.page_id!r}>"
@@ -201,7 +222,9 @@ class MessengerConnector(ChannelConnector):
         if method != "POST":
             return HttpResponse.text(405, "expected GET (subscription) or POST (notifications)")
         verify_meta_signature(headers, body, self.config.app_secret)
-        messages, echoes = parse_webhook(json_object(body), source=self.name, department_id=self.config.department_id)
+        messages, echoes = parse_webhook(
+            json_object(body), source=self.name, department_id=self.config.department_id, served=self._served
+        )
         await self._accept(messages)
         for echo in echoes:
             job = NewJob(

@@ -27,6 +27,7 @@ from ._base import (
     chunk_text,
     dict_field,
     list_field,
+    shown_id,
     str_field,
 )
 from ._graph import GraphError, graph_call
@@ -133,7 +134,10 @@ def parse_webhook(
                 continue
             value = dict_field(change, "value")
             metadata = dict_field(value, "metadata")
-            if phone_number_id is not None and str_field(metadata, "phone_number_id") not in (None, phone_number_id):
+            number = metadata.get("phone_number_id")
+            if phone_number_id is not None and number != phone_number_id:
+                if list_field(value, "messages"):
+                    log.info("%s: messages for number %s not served here: ignored", source, shown_id(number))
                 continue
             names = {
                 str(c.get("wa_id")): str_field(dict_field(c, "profile"), "name")
@@ -165,7 +169,7 @@ def parse_failures(data: Mapping[str, Any], *, phone_number_id: str | None = Non
         for change in list_field(entry, "changes") if isinstance(entry, dict) else ():
             value = dict_field(change, "value") if isinstance(change, dict) else {}
             metadata = dict_field(value, "metadata")
-            if phone_number_id is not None and str_field(metadata, "phone_number_id") not in (None, phone_number_id):
+            if phone_number_id is not None and metadata.get("phone_number_id") != phone_number_id:
                 continue
             for status in list_field(value, "statuses"):
                 if not isinstance(status, dict) or status.get("status") != "failed":
