@@ -21,6 +21,7 @@ from anyio.from_thread import BlockingPortal, start_blocking_portal
 from ..exceptions import ConfigurationError, NorbitError, UsageError
 from ..slack import SlackConfig
 from ._app import SEED_DEPARTMENTS, SandboxApp, SandboxError
+from ._hosts import host_allowed, origin_allowed, refusal_text
 
 __all__ = ["SandboxServer", "slack_config_from_env"]
 
@@ -59,6 +60,9 @@ def slack_config_from_env(environ: Mapping[str, str]) -> SlackConfig | None:
 
 class _HTTPServer(ThreadingHTTPServer):
     daemon_threads = True
+    # The default listen backlog of 5 overflows when many clients connect at once (a page's requests, a load
+    # test), and the kernel then drops connections that a real service would have accepted.
+    request_queue_size = 128
     sandbox: SandboxServer
 
 
@@ -111,6 +115,7 @@ class SandboxServer:
         self._portal: BlockingPortal | None = None
         self._http: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
+        self._serving = False
 
     @property
     def url(self) -> str:
@@ -131,20 +136,24 @@ class SandboxServer:
             raise
         self._http.sandbox = self
         if serve_in_thread:
+            self._serving = True  # before the thread runs, so that an early close() still stops it
             self._thread = threading.Thread(target=self.serve_forever, name="norbit-sandbox", daemon=True)
             self._thread.start()
         return self
 
     def serve_forever(self) -> None:
         assert self._http is not None
+        self._serving = True
         self._http.serve_forever(poll_interval=0.2)
 
     def close(self) -> None:
         """Stop serving, stop the hub (work in flight is kept in the store), close the file."""
         http, self._http = self._http, None
         if http is not None:
-            if self._thread is not None:
+            if self._serving:
+                # Waits for serve_forever to end; returns at once when it already has (Ctrl-C).
                 http.shutdown()
+            if self._thread is not None:
                 self._thread.join(timeout=10)
             http.server_close()
         self._stack.close()
@@ -159,6 +168,9 @@ class SandboxServer:
 
     def _handle(self, handler: _Handler, method: str) -> None:
         parsed = urllib.parse.urlsplit(handler.path)
+        if not self._addressed_to_us(handler, method, parsed.path):
+            self._refuse(handler)
+            return
         try:
             length = int(handler.headers.get("Content-Length") or "0")
         except ValueError:
@@ -186,6 +198,37 @@ class SandboxServer:
         handler.end_headers()
         if method != "HEAD":
             handler.wfile.write(payload)
+
+    def _addressed_to_us(self, handler: _Handler, method: str, path: str) -> bool:
+        """Whether the request names this server's loopback address (DNS rebinding sends another name).
+
+        Slack's Request URL is exempt: it arrives through a tunnel under the tunnel's name, and its signature,
+        not its address, is what admits it."""
+        if method == "POST" and path == "/slack/events" and self.app.slack is not None:
+            return True
+        assert self._http is not None
+        port = int(self._http.server_address[1])
+        bound = str(self._http.server_address[0])
+        extra = None if bound in ("", "0.0.0.0", "::", "127.0.0.1", "::1") else bound
+        hosts = handler.headers.get_all("Host") or []
+        if len(hosts) != 1 or not host_allowed(hosts[0], port, extra):
+            return False
+        origins = handler.headers.get_all("Origin") or []
+        return method != "POST" or (len(origins) <= 1 and origin_allowed(origins[0] if origins else None, port, extra))
+
+    def _refuse(self, handler: _Handler) -> None:
+        assert self._http is not None
+        body = refusal_text(int(self._http.server_address[1]))
+        # The body (if any) is left unread, so the connection is closed rather than reused.
+        handler.close_connection = True
+        handler.send_response(403)
+        handler.send_header("Content-Type", "text/plain; charset=utf-8")
+        handler.send_header("Content-Length", str(len(body)))
+        handler.send_header("X-Content-Type-Options", "nosniff")
+        handler.send_header("Cache-Control", "no-store")
+        handler.send_header("Connection", "close")
+        handler.end_headers()
+        handler.wfile.write(body)
 
     def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
         assert self._portal is not None
