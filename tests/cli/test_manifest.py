@@ -21,7 +21,7 @@ from norbit_connectors._manifest import (
 from norbit_connectors.cli import main
 
 SRC = Path(__file__).resolve().parents[2] / "src" / "norbit_connectors"
-REFERENCE = Path("/work/shared/slack-reference/methods")
+REFERENCE = Path(__file__).resolve().parents[1] / "data" / "slack-reference" / "methods"
 
 
 def parse_yaml(text: str) -> Any:
@@ -107,20 +107,24 @@ def test_every_method_the_connector_calls_is_in_the_table() -> None:
         assert set(scopes.public) | set(scopes.private) <= set(USER_SCOPES), method
 
 
-@pytest.mark.skipif(not REFERENCE.is_dir(), reason="the Slack method reference is not on this machine")
 def test_method_scopes_match_slacks_reference() -> None:
+    checked = 0
     for method, scopes in METHOD_SCOPES.items():
         path = REFERENCE / f"{method}.json"
         if not path.exists():
             continue
         accepted = {s["name"] for s in json.loads(path.read_text()).get("scopes", {}).get("bot", [])}
         assert set(scopes.public) | set(scopes.private) <= accepted, method
+        checked += 1
     for method, scopes in USER_METHOD_SCOPES.items():
         path = REFERENCE / f"{method}.json"
         if not path.exists():
             continue
         accepted = {s["name"] for s in json.loads(path.read_text()).get("scopes", {}).get("user", [])}
         assert set(scopes.public) | set(scopes.private) <= accepted, method
+        checked += 1
+    # Only conversations.list has no document in the reference; every other method was compared.
+    assert checked >= len(METHOD_SCOPES) + len(USER_METHOD_SCOPES) - 1, checked
 
 
 def test_socket_mode_has_no_request_url(capsys: pytest.CaptureFixture[str]) -> None:

@@ -10,7 +10,11 @@ from slack_sdk import WebClient
 
 from norbit_connectors.testing._slack_emulator import SlackEmulator
 
-REFERENCE = Path(__file__).resolve().parents[2].parent / "shared" / "slack-reference"
+# Slack's method docs and response/payload samples, vendored (tests/data/slack-reference/README.md). A sample's
+# lists keep their first item only: the shape checks below compare against that item.
+REFERENCE = Path(__file__).resolve().parents[1] / "data" / "slack-reference"
+if not (REFERENCE / "methods" / "_common_errors.json").is_file():  # never compare against nothing
+    raise RuntimeError(f"the vendored Slack reference is missing: {REFERENCE}")
 
 # Free-form values: their keys are the caller's, not Slack's.
 FREE_FORM = {"blocks", "event_payload", "attachments"}
