@@ -8,11 +8,13 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
+import attrs
 from attrs import frozen
 
 from .._connector import Connector, HttpResponse, Role
 from .._events import DeliverReply, HubEvent
 from .._models import Attachment, Conversation, Message, converter
+from .._redact import protect
 from ..exceptions import ConfigurationError, UsageError
 from ..store import Batch, Job, NewJob, Put
 from ._http import HttpClient, require_httpx
@@ -62,6 +64,9 @@ class ChannelConnector(Connector, abc.ABC):
         self.max_file_bytes = int(config.max_file_bytes)
         self._api = str(config.base_url).rstrip("/")
         self.http = HttpClient(self.service)
+        # Every field a config keeps out of its repr is a secret: keep it out of every log line too.
+        hidden = [getattr(config, f.name) for f in attrs.fields(type(config)) if not f.repr]
+        protect(self, *(value for value in hidden if isinstance(value, str)))
 
     async def _start(self) -> None:
         await self.http.open()
