@@ -189,7 +189,8 @@ class Store(Protocol):
         """Keep holding a job that takes long (waiting for a rate limit). False if the lease was lost."""
 
     async def dead_letter_job(self, job_id: int, owner: str, *, reason: str, now: float) -> bool:
-        """Park the job with ``reason``: it no longer blocks its queue key."""
+        """Park the job with ``reason``: it no longer blocks its queue key. Its ``not_before`` becomes ``now``
+        (when it was parked)."""
 
     async def dead_letters(self) -> list[Job]:
         """Every parked job, oldest first."""

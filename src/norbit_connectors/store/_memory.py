@@ -186,7 +186,7 @@ class MemoryStore(StoreLifecycle):
         if not self._holds(job_id, owner):
             return False
         job = self._jobs[job_id]
-        self._jobs[job_id] = evolve(job, attempts=job.attempts + 1, last_error=reason, dead=True)
+        self._jobs[job_id] = evolve(job, attempts=job.attempts + 1, last_error=reason, dead=True, not_before=now)
         self._unqueue(job)
         del self._leases[job_id]
         return True

@@ -325,9 +325,9 @@ class PostgresStore(ThreadedStoreLifecycle):
 
     async def dead_letter_job(self, job_id: int, owner: str, *, reason: str, now: float) -> bool:
         return await self._update_held(
-            "UPDATE norbit_jobs SET attempts = attempts + 1, last_error = %s, dead = TRUE, lease_owner = NULL, "
-            "lease_until = NULL WHERE id = %s AND lease_owner = %s AND NOT dead",
-            (reason, job_id, owner),
+            "UPDATE norbit_jobs SET attempts = attempts + 1, last_error = %s, dead = TRUE, not_before = %s, "
+            "lease_owner = NULL, lease_until = NULL WHERE id = %s AND lease_owner = %s AND NOT dead",
+            (reason, now, job_id, owner),
         )
 
     async def _update_held(self, sql: str, params: Sequence[Any]) -> bool:

@@ -623,9 +623,9 @@ class SQLiteStore(ThreadedStoreLifecycle):
 
     async def dead_letter_job(self, job_id: int, owner: str, *, reason: str, now: float) -> bool:
         return await self._update_held(
-            "UPDATE jobs SET attempts = attempts + 1, last_error = ?, dead = 1, lease_owner = NULL, "
+            "UPDATE jobs SET attempts = attempts + 1, last_error = ?, dead = 1, not_before = ?, lease_owner = NULL, "
             "lease_until = NULL WHERE id = ? AND lease_owner = ? AND dead = 0",
-            (reason, job_id, owner),
+            (reason, now, job_id, owner),
         )
 
     async def _update_held(self, sql: str, params: Sequence[Any]) -> bool:
