@@ -12,6 +12,7 @@ from ._models import (
     Assignment,
     Attachment,
     Conversation,
+    DeadLetter,
     Delivery,
     Department,
     Message,
@@ -30,7 +31,7 @@ from .exceptions import (
     TransportError,
     UsageError,
 )
-from .hub import DeadLetter, Hub
+from .hub import Hub
 
 __all__ = [
     "Agent",

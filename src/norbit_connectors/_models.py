@@ -1,13 +1,14 @@
 """The values that flow between the host, the hub and the connectors.
 
 Every model is an attrs class, frozen and keyword-only: build them with keywords, compare them by value, keep
-them in sets and dicts.  :data:`converter` is the one cattrs converter every store uses to turn them into JSON
-compatible data and back.
+them in sets and dicts.  Ids accept ``int`` as well (a database key) and are kept as ``str``, so that
+``Conversation(id=42)`` and ``Conversation(id="42")`` are the same conversation.  :data:`converter` is the one
+cattrs converter every store uses to turn them into JSON compatible data and back.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from types import MappingProxyType
 from typing import Any, Literal
 
@@ -21,12 +22,27 @@ __all__ = [
     "Assignment",
     "Attachment",
     "Conversation",
+    "DeadLetter",
     "Delivery",
     "Department",
     "Message",
     "User",
     "converter",
 ]
+
+
+def to_id(value: str | int) -> str:
+    """An id as text: a ``str`` as it is, an ``int`` (a database key) in decimal. Anything else is a TypeError."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    raise TypeError(f"an id must be a str or an int, not {type(value).__name__}")
+
+
+def to_optional_id(value: str | int | None) -> str | None:
+    """:func:`to_id`, with None kept."""
+    return None if value is None else to_id(value)
 
 
 def _freeze_mapping(value: Mapping[str, str]) -> Mapping[str, str]:
@@ -37,6 +53,12 @@ def _freeze_set(value: Any) -> frozenset[str]:
     if isinstance(value, str):
         raise TypeError("expected a collection of ids, not a single string")
     return frozenset(value)
+
+
+def _freeze_ids(value: Iterable[str | int]) -> frozenset[str]:
+    if isinstance(value, str):
+        raise TypeError("expected a collection of ids, not a single string")
+    return frozenset(to_id(v) for v in value)
 
 
 def _to_tuple(value: Any) -> tuple[Any, ...]:
@@ -51,7 +73,7 @@ class User:
     fields named in ``SlackConfig.user_details`` ever leave the host.
     """
 
-    id: str
+    id: str = field(converter=to_id)
     name: str
     email: str | None = None
     avatar_url: str | None = None
@@ -77,10 +99,10 @@ class User:
 class Agent:
     """A member of the support team, as the host knows them."""
 
-    id: str
+    id: str = field(converter=to_id)
     name: str
     email: str | None = None
-    department_ids: frozenset[str] = field(factory=frozenset, converter=_freeze_set)
+    department_ids: frozenset[str] = field(factory=frozenset, converter=_freeze_ids)
     is_admin: bool = False
 
 
@@ -88,7 +110,7 @@ class Agent:
 class Department:
     """A team conversations can be routed to (sales, billing, ...)."""
 
-    id: str
+    id: str = field(converter=to_id)
     name: str
 
 
@@ -106,7 +128,7 @@ class Attachment:
 class Message:
     """One message of a conversation. ``id`` is the host's id, unique within the conversation."""
 
-    id: str
+    id: str = field(converter=to_id)
     text: str
     attachments: tuple[Attachment, ...] = field(default=(), converter=_to_tuple)
 
@@ -119,10 +141,10 @@ class Conversation:
     chatbot answers: nothing reaches the agents until :meth:`Hub.start_human_takeover`.
     """
 
-    id: str
+    id: str = field(converter=to_id)
     user: User
-    department_id: str | None = None
-    agent_id: str | None = None
+    department_id: str | None = field(default=None, converter=to_optional_id)
+    agent_id: str | None = field(default=None, converter=to_optional_id)
     source: str = "web"
     bot_active: bool = False
 
@@ -134,7 +156,7 @@ class AgentReply:
     ``agent`` is the host agent the Slack user maps to, or None when the Slack user is not linked to any.
     """
 
-    conversation_id: str
+    conversation_id: str = field(converter=to_id)
     message: Message
     agent: Agent | None
     slack_user_id: str | None
@@ -161,6 +183,28 @@ class Assignment:
     wait_minutes: int | None
     event: Literal["assigned", "queued", "queue_moved", "claimed", "unassigned"] = "assigned"
     department_id: str | None = None
+
+
+@frozen(kw_only=True)
+class DeadLetter:
+    """A job parked because it can never succeed as it is: ``reason`` says why (never a secret).
+
+    ``id`` (also ``job_id``) names it for :meth:`Hub.retry_dead_letter`; ``connector`` and ``kind`` say what the
+    job was; ``conversation_id`` is its conversation, when it has one; ``attempts`` counts its tries;
+    ``parked_at`` is when it was parked (Unix seconds; None when the store did not record it).
+    """
+
+    id: int
+    connector: str
+    kind: str
+    conversation_id: str | None
+    reason: str
+    attempts: int
+    parked_at: float | None = None
+
+    @property
+    def job_id(self) -> int:
+        return self.id
 
 
 def _make_converter() -> cattrs.Converter:

@@ -24,8 +24,10 @@ from typing import Any
 import anyio
 from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
-from attrs import evolve, frozen
+from attrs import evolve
 
+from . import _validate
+from ._callbacks import require_async
 from ._connector import Connector, ConversationState, HubContext
 from ._events import (
     AgentMessage,
@@ -39,7 +41,19 @@ from ._events import (
     TakeOver,
     encode_event,
 )
-from ._models import Agent, AgentReply, Assignment, Conversation, Delivery, Department, Message, converter
+from ._groups import lone_exception, reraise
+from ._models import (
+    Agent,
+    AgentReply,
+    Assignment,
+    Conversation,
+    DeadLetter,
+    Delivery,
+    Department,
+    Message,
+    converter,
+)
+from ._reasons import clean_reason
 from .exceptions import (
     AlreadyClaimed,
     ConfigurationError,
@@ -64,6 +78,10 @@ OnAgentEdit = Callable[[AgentReply], Awaitable[None]]
 OnAgentDelete = Callable[[str, str], Awaitable[None]]
 OnAssigned = Callable[[Assignment], Awaitable[None]]
 OnOffline = Callable[[Conversation], Awaitable[None]]
+OnDeadLetter = Callable[[DeadLetter], Awaitable[None]]
+
+#: Longest time the hub gives on_dead_letter (it runs shielded, so that a stopping hub still reports).
+_DEAD_LETTER_CALLBACK_SECONDS = 10.0
 
 CONVERSATIONS = "conv"
 ROUTING = "routing"
@@ -74,21 +92,12 @@ HUB = "hub"
 _STATE_CACHE_SIZE = 4096
 
 
-@frozen(kw_only=True)
-class DeadLetter:
-    """A job parked because it can never succeed as it is (``reason``); retry it with
-    :meth:`Hub.retry_dead_letter` once the cause is fixed."""
-
-    id: int
-    connector: str
-    kind: str
-    conversation_id: str | None
-    reason: str
-    attempts: int
-
-
 class _RetrySoon(Exception):
     """Perform the job again at once (after a short wait), within the same lease."""
+
+
+class _Unprocessable(Exception):
+    """The job can never succeed as it is: park it with this reason."""
 
 
 _QUICK_RETRIES = 40
@@ -134,6 +143,7 @@ class Hub:
         routing: Routing | None = None,
         on_assigned: OnAssigned | None = None,
         on_offline: OnOffline | None = None,
+        on_dead_letter: OnDeadLetter | None = None,
         workers: int = 8,
         lease_seconds: float = 30.0,
         max_attempts: int = 12,
@@ -141,6 +151,17 @@ class Hub:
         poll_interval: float = 0.5,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        callbacks = {
+            "on_agent_reply": on_agent_reply,
+            "on_archive": on_archive,
+            "on_agent_edit": on_agent_edit,
+            "on_agent_delete": on_agent_delete,
+            "on_assigned": on_assigned,
+            "on_offline": on_offline,
+            "on_dead_letter": on_dead_letter,
+        }
+        for name, callback in callbacks.items():
+            require_async(name, callback)
         self.store: Store = store if store is not None else MemoryStore()
         self._connectors: dict[str, Connector] = {}
         for connector in connectors:
@@ -162,6 +183,7 @@ class Hub:
                     f"agent {agent.id!r} names unknown departments {sorted(unknown)}: add them to departments="
                 )
             self._agents[agent.id] = agent
+        _validate.check_configured(self._agents, self._departments)
         if workers < 1:
             raise ConfigurationError("workers must be at least 1")
         if lease_seconds <= 0:
@@ -175,6 +197,7 @@ class Hub:
         self.routing = routing
         self.on_assigned = on_assigned
         self.on_offline = on_offline
+        self.on_dead_letter = on_dead_letter
         self._engine: tuple[int, RoutingEngine] | None = None
         self._workers = workers
         # Jobs held at once (running, or claimed and waiting for a worker).
@@ -248,6 +271,13 @@ class Hub:
         self._task_group.cancel_scope.cancel()
         try:
             return await self._task_group.__aexit__(*exc_info)
+        except BaseExceptionGroup as group:
+            # One exception (the body's, or one failed task's) comes out as itself; several stay grouped.
+            single = lone_exception(group)
+            if single is None:
+                raise
+            del group
+            reraise(single)
         finally:
             self._running = False
             self._task_group = None
@@ -272,14 +302,16 @@ class Hub:
 
     async def customer_message(self, conversation: Conversation, message: Message) -> None:
         """The customer wrote ``message``: relay it to the agents (the first one opens the channel)."""
-        _check_conversation(conversation)
-        _check_message(message)
+        _validate.check_conversation(conversation)
+        _validate.check_message(message)
         await self._commit_planned(conversation.id, lambda s, v: self._plan_customer(conversation, message, s, v))
 
     async def agent_message(self, conversation: Conversation, message: Message, agent: Agent | None) -> None:
         """An agent replied in the host's own dashboard: mirror it to the agent side as that agent."""
-        _check_conversation(conversation)
-        _check_message(message)
+        _validate.check_conversation(conversation)
+        _validate.check_message(message)
+        if agent is not None:
+            _validate.check_agent(agent)
         await self._commit_planned(
             conversation.id,
             lambda s, v: self._plan_other(conversation, message, s, v, role="agent", agent=agent),
@@ -287,8 +319,8 @@ class Hub:
 
     async def bot_message(self, conversation: Conversation, message: Message) -> None:
         """The chatbot answered: kept for the transcript (relayed once a human takes over)."""
-        _check_conversation(conversation)
-        _check_message(message)
+        _validate.check_conversation(conversation)
+        _validate.check_message(message)
         await self._commit_planned(
             conversation.id,
             lambda s, v: self._plan_other(conversation, message, s, v, role="bot", agent=None),
@@ -297,7 +329,7 @@ class Hub:
     async def start_human_takeover(self, conversation: Conversation) -> None:
         """A human takes over from the chatbot: open the channel if needed, relay the transcript so far in
         order, then relay live."""
-        _check_conversation(conversation)
+        _validate.check_conversation(conversation)
         self._require_running()
         while True:
             doc = await self.store.get(CONVERSATIONS, conversation.id)
@@ -332,8 +364,9 @@ class Hub:
                 self._wake_up()
                 return
 
-    async def archive(self, conversation_id: str) -> None:
+    async def archive(self, conversation_id: str | int) -> None:
         """The conversation was archived in the host: archive its channel on the agent side."""
+        conversation_id = _validate.check_id(conversation_id, "conversation_id")
         self._require_running()
         doc = await self.store.get(CONVERSATIONS, conversation_id)
         if doc is None:
@@ -365,8 +398,11 @@ class Hub:
             with anyio.move_on_after(0.05):
                 await changed.wait()
 
-    async def conversation(self, conversation_id: str) -> ConversationState | None:
+    async def conversation(self, conversation_id: str | int) -> ConversationState | None:
         """What the hub remembers of a conversation (status, takeover), or None."""
+        return await self._state_of(_validate.check_id(conversation_id, "conversation_id"))
+
+    async def _state_of(self, conversation_id: str) -> ConversationState | None:
         doc = await self.store.get(CONVERSATIONS, conversation_id)
         return _state_from(doc.value) if doc is not None else None
 
@@ -374,14 +410,7 @@ class Hub:
         """Jobs parked because they cannot succeed as they are, oldest first."""
         parked = await self.store.dead_letters()
         return [
-            DeadLetter(
-                id=job.id,
-                connector=job.connector,
-                kind=job.kind,
-                conversation_id=_conversation_of(job),
-                reason=job.last_error or "",
-                attempts=job.attempts,
-            )
+            _dead_letter(job, reason=job.last_error or "", attempts=job.attempts, parked_at=job.not_before)
             for job in parked
         ]
 
@@ -577,7 +606,7 @@ class Hub:
                 await self.on_assigned(converter.structure(payload["assignment"], Assignment))
             return None
         if job.kind == _HubJobs.OFFLINE:
-            state = await self.conversation(str(payload["conversation_id"]))
+            state = await self._state_of(str(payload["conversation_id"]))
             if self.on_offline is not None and state is not None:
                 await self.on_offline(state.conversation)
             return None
@@ -594,10 +623,11 @@ class Hub:
     async def _job_agent_reply(self, payload: Mapping[str, Any]) -> Batch | None:
         reply = converter.structure(payload["reply"], AgentReply)
         origin = str(payload.get("origin", ""))
-        state = await self.conversation(reply.conversation_id)
+        state = await self._state_of(reply.conversation_id)
         if state is None:
-            log.warning("agent reply for unknown conversation %s dropped", reply.conversation_id)
-            return None
+            raise _Unprocessable(
+                f"an agent reply for unknown conversation {reply.conversation_id!r}: the hub has no record of it"
+            )
         delivery = await self.on_agent_reply(reply) if self.on_agent_reply is not None else None
         jobs: list[NewJob] = []
         source = self._connectors.get(state.conversation.source)
@@ -632,7 +662,7 @@ class Hub:
         # Archived on the agent side (/archive, or the channel archived in Slack). The host hears of it once per
         # archive: an echo of an archive the host made itself finds the conversation archived already. The host
         # is told before the state is written, so a crash in between repeats the call rather than losing it.
-        state = await self.conversation(conversation_id)
+        state = await self._state_of(conversation_id)
         if state is None or state.status == "archived":
             return
         if self.on_archive is not None:
@@ -734,7 +764,7 @@ class Hub:
         return Batch(puts=puts, jobs=jobs)
 
     async def _job_route(self, op: str, conversation_id: str) -> None:
-        state = await self.conversation(conversation_id)
+        state = await self._state_of(conversation_id)
         if state is None:
             return
         conversation = state.conversation
@@ -771,22 +801,25 @@ class Hub:
 
         await self._routing_op(decide)
 
-    async def set_agent_online(self, agent_id: str, online: bool) -> None:
+    async def set_agent_online(self, agent_id: str | int, online: bool) -> None:
         """An agent came online or went offline. Coming online pulls queued conversations."""
+        agent_id = _validate.check_id(agent_id, "agent_id")
         self._require_running()
         self._require_routing()
         if agent_id not in self._agents:
             raise UsageError(f"unknown agent {agent_id!r}: pass it in Hub(agents=...)")
         await self._routing_op(lambda engine, now: (engine.set_online(agent_id, bool(online), now=now), []))
 
-    async def claim(self, conversation_id: str, agent_id: str) -> Assignment:
+    async def claim(self, conversation_id: str | int, agent_id: str | int) -> Assignment:
         """``agent_id`` takes the conversation (manual routing): the first claim wins; a later claim by another
         agent raises :class:`~norbit_connectors.AlreadyClaimed`."""
+        conversation_id = _validate.check_id(conversation_id, "conversation_id")
+        agent_id = _validate.check_id(agent_id, "agent_id")
         self._require_running()
         self._require_routing()
         if agent_id not in self._agents:
             raise UsageError(f"unknown agent {agent_id!r}: pass it in Hub(agents=...)")
-        state = await self.conversation(conversation_id)
+        state = await self._state_of(conversation_id)
         if state is None:
             raise UsageError(f"unknown conversation {conversation_id!r}")
 
@@ -800,8 +833,9 @@ class Hub:
         assert result is not None
         return result
 
-    async def assignment(self, conversation_id: str) -> Assignment | None:
+    async def assignment(self, conversation_id: str | int) -> Assignment | None:
         """Where the conversation stands in routing (agent, or queue position and wait), or None."""
+        conversation_id = _validate.check_id(conversation_id, "conversation_id")
         engine, _ = await self._load_engine()
         return engine.assignment(conversation_id)
 
@@ -886,9 +920,7 @@ class Hub:
     async def _run_job(self, job: Job) -> None:
         store = self.store
         if UNDECODABLE in job.payload:
-            await store.dead_letter_job(
-                job.id, self._owner, reason="the stored payload is damaged and cannot be read", now=self._clock()
-            )
+            await self._park(job, "the stored payload is damaged and cannot be read")
             return
         for _ in range(_QUICK_RETRIES):
             try:
@@ -906,12 +938,7 @@ class Hub:
             else:
                 connector = self._connectors.get(job.connector)
                 if connector is None:
-                    await store.dead_letter_job(
-                        job.id,
-                        self._owner,
-                        reason=f"no connector named {job.connector!r} in this hub",
-                        now=self._clock(),
-                    )
+                    await self._park(job, f"no connector named {job.connector!r} in this hub")
                     return
                 batch = await connector.perform(job)
         except RateLimited as exc:
@@ -926,10 +953,12 @@ class Hub:
                 job.id, self._owner, not_before=self._clock() + wait, error=str(exc), now=self._clock()
             )
             return
+        except _Unprocessable as exc:
+            await self._park(job, str(exc))
+            return
         except (PermissionDenied, ConfigurationError, NotFound) as exc:
             # Retrying cannot help: bad credentials, a missing scope, a chat or channel that is gone.
-            log.error("job %s (%s/%s) parked as a dead letter: %s", job.id, job.connector, job.kind, exc)
-            await store.dead_letter_job(job.id, self._owner, reason=f"{type(exc).__name__}: {exc}", now=self._clock())
+            await self._park(job, f"{type(exc).__name__}: {exc}")
             return
         except Exception as exc:
             await self._failed(job, exc)
@@ -941,20 +970,33 @@ class Hub:
             # A concurrent writer changed the conversation first: plan the job again.
             await store.retry_job(job.id, self._owner, not_before=self._clock(), error="conflict", now=self._clock())
 
+    async def _park(self, job: Job, reason: str) -> None:
+        """Park ``job`` as a dead letter, then tell the host (once: only the hub that parked it does)."""
+        reason = clean_reason(reason)
+        now = self._clock()
+        log.error("job %s (%s/%s) parked as a dead letter: %s", job.id, job.connector, job.kind, reason)
+        if not await self.store.dead_letter_job(job.id, self._owner, reason=reason, now=now):
+            return  # the lease was lost: whoever holds the job now decides what becomes of it
+        if self.on_dead_letter is None:
+            return
+        letter = _dead_letter(job, reason=reason, attempts=job.attempts + 1, parked_at=now)
+        try:
+            with anyio.move_on_after(_DEAD_LETTER_CALLBACK_SECONDS, shield=True) as scope:
+                await self.on_dead_letter(letter)
+            if scope.cancelled_caught:
+                log.error(
+                    "on_dead_letter for job %s did not return within %.0fs", job.id, _DEAD_LETTER_CALLBACK_SECONDS
+                )
+        except Exception:
+            # Not retried: the job is parked either way, and the hub carries on.
+            log.exception("on_dead_letter raised for job %s (%s/%s)", job.id, job.connector, job.kind)
+
     async def _failed(self, job: Job, exc: Exception) -> None:
         attempts = job.attempts + 1
         limit = self._max_attempts * 4 if isinstance(exc, TransportError) else self._max_attempts
-        reason = f"{type(exc).__name__}: {exc}"
+        reason = clean_reason(f"{type(exc).__name__}: {exc}")
         if attempts >= limit:
-            log.error(
-                "job %s (%s/%s) failed %d times, parked: %s",
-                job.id,
-                job.connector,
-                job.kind,
-                attempts,
-                reason,
-            )
-            await self.store.dead_letter_job(job.id, self._owner, reason=reason, now=self._clock())
+            await self._park(job, reason)
             return
         if isinstance(exc, NorbitError):
             log.warning("job %s (%s/%s) failed (attempt %d): %s", job.id, job.connector, job.kind, attempts, reason)
@@ -985,7 +1027,7 @@ class _Context(HubContext):
         return False
 
     async def conversation_state(self, conversation_id: str) -> ConversationState | None:
-        return await self._hub.conversation(conversation_id)
+        return await self._hub._state_of(conversation_id)
 
     async def transcript(self, conversation_id: str) -> list[TranscriptEntry]:
         return await self._hub.store.transcript(conversation_id)
@@ -1019,8 +1061,27 @@ def _message_key(conversation_id: str, message_id: str) -> InboxKey:
 
 
 def _conversation_of(job: Job) -> str | None:
+    payload = job.payload
+    for outer, inner in (("conversation_id", None), ("conversation", "id"), ("reply", "conversation_id")):
+        value = payload.get(outer)
+        if inner is not None:
+            value = value.get(inner) if isinstance(value, Mapping) else None
+        if isinstance(value, str):
+            return value
     _, _, rest = job.queue_key.partition(":")
-    return rest or None
+    return rest if rest and rest != "routing" else None
+
+
+def _dead_letter(job: Job, *, reason: str, attempts: int, parked_at: float | None) -> DeadLetter:
+    return DeadLetter(
+        id=job.id,
+        connector=job.connector,
+        kind=job.kind,
+        conversation_id=_conversation_of(job),
+        reason=reason,
+        attempts=attempts,
+        parked_at=parked_at,
+    )
 
 
 def _replay(conversation: Conversation, entry: TranscriptEntry, agents: Mapping[str, Agent]) -> HubEvent:
@@ -1030,17 +1091,3 @@ def _replay(conversation: Conversation, entry: TranscriptEntry, agents: Mapping[
         agent = agents.get(entry.agent_id) if entry.agent_id else None
         return AgentMessage(conversation=conversation, message=entry.message, agent=agent, replay=True)
     return BotMessage(conversation=conversation, message=entry.message, replay=True)
-
-
-def _check_conversation(conversation: Conversation) -> None:
-    if not isinstance(conversation, Conversation):
-        raise UsageError(f"expected a Conversation, got {type(conversation).__name__}")
-    if not conversation.id:
-        raise UsageError("Conversation.id must not be empty")
-
-
-def _check_message(message: Message) -> None:
-    if not isinstance(message, Message):
-        raise UsageError(f"expected a Message, got {type(message).__name__}")
-    if not message.id:
-        raise UsageError("Message.id must not be empty")

@@ -1,0 +1,47 @@
+"""The host's callbacks must be coroutine functions: checked once, at ``Hub(...)``.
+
+A plain ``def`` would run, then fail where the hub awaits its result, and be retried: run again and again.
+Refusing it at start-up is the only safe answer.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from typing import Any
+
+from .exceptions import ConfigurationError
+
+__all__ = ["is_async_callable", "require_async"]
+
+# Deep enough for any real chain of partials and wrappers; a cycle cannot hang the check.
+_MAX_DEPTH = 16
+
+
+def is_async_callable(value: object) -> bool:
+    """True for what returns an awaitable coroutine when called: an ``async def`` function, a bound ``async``
+    method, a :func:`functools.partial` of one, or an object whose class defines ``async def __call__``."""
+    for _ in range(_MAX_DEPTH):
+        if isinstance(value, functools.partial):
+            value = value.func
+            continue
+        if inspect.iscoroutinefunction(value):
+            return True
+        if inspect.isroutine(value) or isinstance(value, type) or not callable(value):
+            return False
+        # An instance: what runs is its class's __call__ (not an attribute set on the instance).
+        call: Any = type(value).__call__
+        return inspect.iscoroutinefunction(call)
+    return False
+
+
+def require_async(name: str, value: object) -> None:
+    """Raise ConfigurationError naming ``name=`` unless ``value`` is None or :func:`is_async_callable`."""
+    if value is None or is_async_callable(value):
+        return
+    what = type(value).__name__ if not callable(value) else getattr(value, "__qualname__", type(value).__name__)
+    raise ConfigurationError(
+        f"{name}= must be a coroutine function (`async def`), a bound async method or a functools.partial of "
+        f"one; got {what!s}, which is not: a plain function would run, then fail where the hub awaits it, "
+        "and be retried"
+    )
