@@ -8,11 +8,21 @@ from __future__ import annotations
 
 import functools
 import inspect
-from typing import Any
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import anyio
 
 from .exceptions import ConfigurationError
 
-__all__ = ["is_async_callable", "require_async"]
+__all__ = ["is_async_callable", "report", "require_async"]
+
+log = logging.getLogger("norbit_connectors.hub")
+T = TypeVar("T")
+
+#: Longest time a report-only callback (on_dead_letter) is given.
+REPORT_SECONDS = 10.0
 
 # Deep enough for any real chain of partials and wrappers; a cycle cannot hang the check.
 _MAX_DEPTH = 16
@@ -45,3 +55,15 @@ def require_async(name: str, value: object) -> None:
         f"one; got {what!s}, which is not: a plain function would run, then fail where the hub awaits it, "
         "and be retried"
     )
+
+
+async def report(name: str, callback: Callable[[T], Awaitable[object]], value: T, *, about: str) -> None:
+    """Call a report-only callback once: shielded (a stopping hub still reports), at most :data:`REPORT_SECONDS`,
+    and never raising: a failure is logged, not retried, and the hub carries on."""
+    try:
+        with anyio.move_on_after(REPORT_SECONDS, shield=True) as scope:
+            await callback(value)
+        if scope.cancelled_caught:
+            log.error("%s for %s did not return within %.0fs", name, about, REPORT_SECONDS)
+    except Exception:
+        log.exception("%s raised for %s", name, about)

@@ -3,12 +3,15 @@ logged or handed to ``on_dead_letter``.
 
 Our own errors never carry a secret, but a library's may quote a request: a Telegram URL holds the bot token in
 its path, an ``Authorization`` header a bearer token, a Graph URL an ``access_token`` parameter. :func:`clean_reason`
-replaces each such secret with ``***`` and bounds the length.
+replaces each such secret with ``***`` (every secret a connector registered with :mod:`._redact` too) and
+bounds the length.
 """
 
 from __future__ import annotations
 
 import re
+
+from ._redact import redact
 
 __all__ = ["MASK", "MAX_REASON_LENGTH", "clean_reason"]
 
@@ -37,6 +40,7 @@ _PATTERNS = [
 
 def clean_reason(text: str, *, limit: int = MAX_REASON_LENGTH) -> str:
     """``text`` with every recognised secret replaced by ``***``, cut to ``limit`` characters."""
+    text = redact(text)
     for pattern, replacement in _PATTERNS:
         text = pattern.sub(replacement, text)
     if len(text) > limit:

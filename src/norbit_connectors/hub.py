@@ -27,7 +27,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 from attrs import evolve
 
 from . import _validate
-from ._callbacks import require_async
+from ._callbacks import report, require_async
 from ._connector import Connector, ConversationState, HubContext
 from ._events import (
     AgentMessage,
@@ -79,9 +79,6 @@ OnAgentDelete = Callable[[str, str], Awaitable[None]]
 OnAssigned = Callable[[Assignment], Awaitable[None]]
 OnOffline = Callable[[Conversation], Awaitable[None]]
 OnDeadLetter = Callable[[DeadLetter], Awaitable[None]]
-
-#: Longest time the hub gives on_dead_letter (it runs shielded, so that a stopping hub still reports).
-_DEAD_LETTER_CALLBACK_SECONDS = 10.0
 
 CONVERSATIONS = "conv"
 ROUTING = "routing"
@@ -974,22 +971,14 @@ class Hub:
         """Park ``job`` as a dead letter, then tell the host (once: only the hub that parked it does)."""
         reason = clean_reason(reason)
         now = self._clock()
-        log.error("job %s (%s/%s) parked as a dead letter: %s", job.id, job.connector, job.kind, reason)
         if not await self.store.dead_letter_job(job.id, self._owner, reason=reason, now=now):
             return  # the lease was lost: whoever holds the job now decides what becomes of it
-        if self.on_dead_letter is None:
-            return
-        letter = _dead_letter(job, reason=reason, attempts=job.attempts + 1, parked_at=now)
-        try:
-            with anyio.move_on_after(_DEAD_LETTER_CALLBACK_SECONDS, shield=True) as scope:
-                await self.on_dead_letter(letter)
-            if scope.cancelled_caught:
-                log.error(
-                    "on_dead_letter for job %s did not return within %.0fs", job.id, _DEAD_LETTER_CALLBACK_SECONDS
-                )
-        except Exception:
-            # Not retried: the job is parked either way, and the hub carries on.
-            log.exception("on_dead_letter raised for job %s (%s/%s)", job.id, job.connector, job.kind)
+        log.error("job %s (%s/%s) parked as a dead letter: %s", job.id, job.connector, job.kind, reason)
+        if self.on_dead_letter is not None:
+            letter = _dead_letter(job, reason=reason, attempts=job.attempts + 1, parked_at=now)
+            await report(
+                "on_dead_letter", self.on_dead_letter, letter, about=f"job {job.id} ({job.connector}/{job.kind})"
+            )
 
     async def _failed(self, job: Job, exc: Exception) -> None:
         attempts = job.attempts + 1

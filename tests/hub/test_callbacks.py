@@ -21,6 +21,7 @@ from norbit_connectors import (
     User,
 )
 from norbit_connectors._events import HubEvent
+from norbit_connectors._redact import protect
 from norbit_connectors.hub import Hub
 from norbit_connectors.store import Job, SQLiteStore
 
@@ -153,6 +154,10 @@ class OtherRefusing(Refusing):
     name = "rec2"
 
 
+class ThirdRefusing(Refusing):
+    name = "rec3"
+
+
 def conv(cid: str = "c1") -> Conversation:
     return Conversation(id=cid, user=User(id="u1", name="Zoë"))
 
@@ -226,15 +231,18 @@ async def test_a_failing_on_dead_letter_is_logged_not_retried_and_the_hub_goes_o
 async def test_dead_letter_reasons_carry_no_secrets() -> None:
     rec = Refusing(error=RuntimeError("POST https://api.telegram.org/bot123456:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw/x"))
     rec2 = OtherRefusing(error=RuntimeError("Authorization: Bearer xoxb-1234-5678-abcdefghijkl refused"))
+    # A token of no recognisable shape, registered by its connector as connectors do.
+    rec3 = ThirdRefusing(error=RuntimeError("GET /v21.0/123/media with EAAGm0PX4ZCpsBAplainTOKEN failed"))
+    protect(rec3, "EAAGm0PX4ZCpsBAplainTOKEN")
     letters = Letters()
-    async with Hub(connectors=[rec, rec2], on_dead_letter=letters, max_attempts=1) as hub:
+    async with Hub(connectors=[rec, rec2, rec3], on_dead_letter=letters, max_attempts=1) as hub:
         await hub.customer_message(conv(), Message(id="m1", text="refuse me"))
         await hub.wait_idle()
         parked = await hub.dead_letters()
-    assert len(letters.letters) == 2
+    assert len(letters.letters) == 3
+    secrets = ("AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw", "xoxb-1234-5678-abcdefghijkl", "EAAGm0PX4ZCpsBAplainTOKEN")
     for letter in [*letters.letters, *parked]:
-        assert "AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw" not in letter.reason
-        assert "xoxb-1234-5678-abcdefghijkl" not in letter.reason
+        assert not any(secret in letter.reason for secret in secrets)
         assert "***" in letter.reason
 
 
