@@ -220,3 +220,23 @@ def test_agents_and_departments_with_unusable_ids_are_refused_at_hub() -> None:
         Hub(agents=[Agent(id=LONG, name="A")])
     with pytest.raises(ConfigurationError, match=r"Department\.id.*control"):
         Hub(departments=[Department(id="d\x00", name="D")])
+
+
+async def test_the_longest_ids_allowed_reach_slack_in_the_card_and_the_metadata(emulator: SlackEmulator) -> None:
+    main = emulator.add_channel("support", members=[emulator.bot_user_id])
+    slack = SlackConnector(
+        SlackConfig(
+            bot_token=emulator.bot_token,
+            signing_secret=emulator.signing_secret,
+            main_channel=main,
+            base_url=emulator.base_url,
+        ),
+        limiter=SlackLimiter(enabled=False),
+    )
+    longest = "💬" * 128
+    async with Hub(connectors=[slack]) as hub:
+        conversation = Conversation(id=longest, user=User(id=longest, name="Zoë"))
+        await hub.customer_message(conversation, Message(id=longest, text="Hello?"))
+        await hub.wait_idle()
+        assert await hub.dead_letters() == []
+        assert await slack.channel_for(longest) is not None
