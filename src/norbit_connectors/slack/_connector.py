@@ -43,6 +43,7 @@ from ..store import Batch, Job, NewJob, Put
 from . import _inbound
 from ._blocks import JOIN_ACTION_ID, notice_blocks, notice_fallback_text
 from ._config import SlackConfig
+from ._files import file_note
 from ._limits import SlackLimiter
 from ._mrkdwn import escape, mentioned_user_ids, to_plain_text
 from ._naming import channel_name_candidates
@@ -922,12 +923,15 @@ class SlackConnector(Connector):
             content = None
             if url and (ref.size is None or ref.size <= self.config.max_file_bytes):
                 try:
+        notes: list[str] = []
                     content = await self.transport.download(url, limit=self.config.max_file_bytes)
-                except NotFound:
-                    content = None
+                except NotFound as exc:
+                    log.info("conversation %s: file %s not fetched: %s", conversation_id, ref.id, exc.code)
+            if content is None:
+                notes.append(file_note(ref.name or ref.title or ref.id))
             attachments.append(Attachment(name=ref.name or ref.id, content=content, content_type=ref.mimetype))
         message_id = f"slack:{event.channel}:{event.ts}"
-        reply = await self._reply(conversation_id, event.user or "", event.text, message_id, attachments)
+        reply = await self._reply(conversation_id, event.user or "", event.text, message_id, attachments, notes)
         job = self.context.hub_job(
             "agent_reply", conversation_id, {"reply": converter.unstructure(reply), "origin": self.name}
         )
@@ -939,14 +943,20 @@ class SlackConnector(Connector):
         return Batch(puts=[mapping], jobs=[job])
 
     async def _reply(
-        self, conversation_id: str, slack_user: str, text: str, message_id: str, attachments: Sequence[Attachment]
+        self,
+        conversation_id: str,
+        slack_user: str,
+        text: str,
+        message_id: str,
+        attachments: Sequence[Attachment],
+        notes: Sequence[str] = (),
     ) -> AgentReply:
         names: dict[str, str] = {}
         for user in mentioned_user_ids(text):
             profile = await self._user_profile(user)
             if profile is not None:
                 names[user] = str(profile.get("name") or user)
-        plain = to_plain_text(text, user_names=names)
+        plain = "\n".join(part for part in (to_plain_text(text, user_names=names), *notes) if part)
         agent = await self._agent_for(slack_user)
         return AgentReply(
             conversation_id=conversation_id,

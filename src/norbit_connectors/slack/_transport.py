@@ -23,6 +23,7 @@ from slack_sdk.errors import SlackApiError, SlackClientError, SlackRequestError
 
 from ..exceptions import NorbitError, NotFound, PermissionDenied, RateLimited, RemoteError, TransportError
 from ._config import SlackConfig
+from ._files import may_fetch
 from ._limits import SlackLimiter
 
 __all__ = ["SlackTransport", "map_slack_error"]
@@ -176,21 +177,41 @@ class SlackTransport:
         return await self.call("files.completeUploadExternal", files=files, channel_id=channel)
 
     async def download(self, url: str, *, limit: int) -> bytes | None:
-        """Fetch a file Slack hosts (``url_private``) with the bot token; None when larger than ``limit``."""
+        """Fetch a file Slack hosts (``url_private``) with the bot token; None when larger than ``limit``.
+
+        Only URLs on ``https://files.slack.com`` or on ``base_url``'s origin are fetched (see :mod:`._files`),
+        and redirects are not followed: a refused URL or a redirect raises :class:`NotFound` before the token
+        goes anywhere else."""
+        if not may_fetch(url, base_url=self._config.base_url):
+            raise NotFound("Slack file URL refused: not on files.slack.com or the API's origin", code="refused")
         token = self._config.bot_token
 
-        def fetch() -> bytes | None:
-            request = urllib.request.Request(url, method="GET")
-            request.add_header("Authorization", f"Bearer {token}")
-            with urllib.request.urlopen(request, timeout=self._config.timeout) as response:
+        def fetch() -> tuple[int, bytes | None]:
+            request = urllib.request.Request(url, method="GET", headers={"Authorization": f"Bearer {token}"})
+            with _opener_without_redirects().open(request, timeout=self._config.timeout) as response:
+                status = int(response.status)
+                if status != 200:
+                    return status, None
                 body: bytes = response.read(limit + 1)
-                return None if len(body) > limit else body
+                return status, (None if len(body) > limit else body)
 
         try:
-            return await anyio.to_thread.run_sync(fetch, abandon_on_cancel=True)
-        except urllib.error.HTTPError as exc:
-            if exc.code in (401, 403, 404):
-                raise NotFound(f"Slack file download failed with HTTP {exc.code}", code=str(exc.code)) from None
-            raise TransportError(f"Slack file download failed with HTTP {exc.code}", code=str(exc.code)) from None
+            status, content = await anyio.to_thread.run_sync(fetch, abandon_on_cancel=True)
         except (OSError, urllib.error.URLError, http.client.HTTPException) as exc:
             raise TransportError(f"Slack file download failed: {type(exc).__name__}", code="connection") from None
+        if status == 200:
+            return content
+        if 300 <= status < 400:
+            raise NotFound(f"Slack file download answered a redirect (HTTP {status}); not followed", code="redirect")
+        if 400 <= status < 500 and status not in (408, 429):
+            raise NotFound(f"Slack file download failed with HTTP {status}", code=str(status))
+        raise TransportError(f"Slack file download failed with HTTP {status}", code=str(status))
+
+
+def _opener_without_redirects() -> urllib.request.OpenerDirector:
+    """An opener for http(s) only that hands back every answer as it came: no redirect is followed, no other
+    scheme (``file:``, ``ftp:``, ``data:``) is served, and error statuses are not turned into exceptions."""
+    opener = urllib.request.OpenerDirector()
+    for handler in (urllib.request.ProxyHandler(), urllib.request.HTTPHandler(), urllib.request.HTTPSHandler()):
+        opener.add_handler(handler)
+    return opener

@@ -159,6 +159,7 @@ class SlackEmulator:
         self._signing_secret = signing_secret or self._ws.random_hex(32)
         self._verification_token = self._ws.random_hex(24)
         self._calls: list[SlackCall] = []
+        self._redirects: dict[str, str] = {}
         self._scripted: dict[str, list[_Fault]] = {}
         self._random_faults: _RandomFaults | None = None
         self._event_count = 0
@@ -559,6 +560,9 @@ class SlackEmulator:
             self._serve_upload(handler, path[len("/upload/v1/") :], body)
         elif path.startswith("/files-pri/") and handler.command == "GET":
             self._serve_download(handler, path[len("/files-pri/") :])
+        elif path.startswith("/redirect/") and path[len("/redirect/") :] in self._redirects:
+            location = self._redirects[path[len("/redirect/") :]]
+            self._send(handler, 302, b"", "text/plain", {"Location": location})
         else:
             self._send(handler, 404, b"not found", "text/plain")
 
@@ -742,6 +746,14 @@ class SlackEmulator:
             else:
                 status, body, ctype = 200, record.content, record.mimetype
         self._send(handler, status, body, ctype)
+
+    def redirect_url(self, location: str) -> str:
+        """A URL on the emulator's origin that answers ``302 Found`` to ``location`` (for clients that must not
+        follow redirects with their token)."""
+        with self._lock:
+            key = self._ws.random_hex(16)
+            self._redirects[key] = location
+        return f"{self.base_url[: -len('api/')]}redirect/{key}"
 
     def _file_visible(self, identity: Identity, record: FileRecord) -> bool:
         if record.user == identity.user_id:
