@@ -45,6 +45,7 @@ from ._blocks import JOIN_ACTION_ID, notice_blocks, notice_fallback_text
 from ._config import SlackConfig
 from ._files import file_note
 from ._limits import SlackLimiter
+from ._links import attachment_link
 from ._mrkdwn import escape, mentioned_user_ids, to_plain_text
 from ._naming import channel_name_candidates
 from ._signature import header, verify_signature
@@ -616,11 +617,7 @@ class SlackConnector(Connector):
 
     def _render_text(self, message: Message) -> str:
         text = escape(message.text)
-        links = [
-            f"<{a.url}|{escape(a.name) or 'file'}>"
-            for a in message.attachments
-            if a.url and a.content is None and "|" not in a.url and ">" not in a.url
-        ]
+        links = [attachment_link(a.url, a.name) for a in message.attachments if a.url and a.content is None]
         if links:
             text = (text + "\n" if text else "") + "\n".join(links)
         return text
