@@ -10,7 +10,14 @@ from collections.abc import Callable, Iterator
 import pytest
 
 ENV = "NORBIT_TEST_POSTGRES_DSN"
-TABLES = ("norbit_documents", "norbit_transcript", "norbit_transcript_heads", "norbit_inbox", "norbit_jobs")
+TABLES = (
+    "norbit_documents",
+    "norbit_transcript",
+    "norbit_transcript_heads",
+    "norbit_inbox",
+    "norbit_jobs",
+    "norbit_rate_cells",
+)
 
 
 @pytest.fixture(scope="module")

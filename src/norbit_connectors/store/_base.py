@@ -12,6 +12,8 @@ A store holds six kinds of records, all written through one atomic primitive, :m
   job of a queue key can be claimed, so work on one conversation happens in order, while different keys run
   concurrently. Claims are leases: a worker that dies leaves its job to be claimed again once the lease expires.
   Dead letters are parked with their reason, do not block their queue, and can be requeued.
+- **Rate cells** (optional, :class:`RateCells`): one time per key, advanced atomically, so that processes sharing
+  the store pace an outside service together (the Slack connector's limiter).
 
 Times are Unix seconds (float) passed in by the caller, never read from a clock here, so every store behaves the
 same under test.
@@ -35,6 +37,7 @@ __all__ = [
     "Job",
     "NewJob",
     "Put",
+    "RateCells",
     "Store",
     "StoreLifecycle",
     "ThreadedStoreLifecycle",
@@ -205,7 +208,28 @@ class Store(Protocol):
         """The smallest ``not_before`` among claimable-when-due jobs, or None when nothing is pending."""
 
     async def prune(self, *, inbox_before: float) -> int:
-        """Forget inbox keys accepted before ``inbox_before`` and finished jobs; returns how many rows went."""
+        """Forget inbox keys accepted before ``inbox_before`` and finished jobs (and rate cells idle since before
+        it, see :class:`RateCells`); returns how many rows went."""
+
+
+@runtime_checkable
+class RateCells(Protocol):
+    """Rate cells: what lets processes sharing a store pace an outside service together. Optional: the stores
+    of this package have them; with a store that has not, each process paces its own calls.
+
+    A cell holds one time per ``key`` (a generic cell rate algorithm's theoretical arrival time: when the next
+    call would go at the sustained rate). A caller reserves its place with :meth:`reserve_rate` and works out
+    from the start it gets how long to wait.
+    """
+
+    async def reserve_rate(self, key: str, *, now: float, cost: float, not_before: float = 0.0) -> float:
+        """Atomically: ``start = max(cell, now, not_before)``, then ``cell = start + cost``; returns ``start``.
+
+        A key never reserved starts at ``max(now, not_before)``. ``cost`` (seconds, >= 0) is the reservation's
+        share of the rate: ``n`` calls at one per ``interval`` cost ``n * interval``. ``cost=0`` with
+        ``not_before`` holds the cell back (after a 429's Retry-After). Keys are at most 512 characters;
+        ``now``, ``cost`` and ``not_before`` finite, else UsageError. :meth:`Store.prune` forgets cells whose
+        time is before ``inbox_before`` (an idle cell and no cell behave the same)."""
 
 
 class StoreLifecycle:

@@ -12,6 +12,7 @@ import anyio.lowlevel
 from attrs import evolve
 
 from ._base import Batch, CommitResult, Document, InboxKey, Job, StoreLifecycle, TranscriptEntry
+from ._rates import advance, check_reservation
 
 __all__ = ["MemoryStore"]
 
@@ -37,6 +38,8 @@ class MemoryStore(StoreLifecycle):
         # Live (not dead) job ids per queue key, oldest first: the head of each is the only claimable one.
         self._queues: dict[str, deque[int]] = {}
         self._next_job_id = 1
+        # Rate cells: key -> time (see RateCells), shared by every hub of this process that uses this store.
+        self._rates: dict[str, float] = {}
 
     def __repr__(self) -> str:
         return f"MemoryStore(documents={len(self._docs)}, jobs={len(self._jobs)})"
@@ -218,4 +221,15 @@ class MemoryStore(StoreLifecycle):
         old = [k for k, at in self._inbox.items() if at < inbox_before]
         for k in old:
             del self._inbox[k]
-        return len(old)
+        idle = [key for key, at in self._rates.items() if at < inbox_before]
+        for key in idle:
+            del self._rates[key]
+        return len(old) + len(idle)
+
+    # -- rate cells ---------------------------------------------------------------------------------------
+
+    async def reserve_rate(self, key: str, *, now: float, cost: float, not_before: float = 0.0) -> float:
+        check_reservation(key, now, cost, not_before)
+        await anyio.lowlevel.checkpoint()
+        start, self._rates[key] = advance(self._rates.get(key), now=now, cost=cost, not_before=not_before)
+        return start

@@ -15,6 +15,7 @@ import anyio.to_thread
 
 from ..exceptions import ConfigurationError, UsageError
 from ._base import Batch, CommitResult, Document, InboxKey, Job, ThreadedStoreLifecycle, TranscriptEntry
+from ._rates import check_reservation
 from ._schema import (
     JOB_COLUMNS,
     POSTGRES_MIGRATIONS,
@@ -378,9 +379,31 @@ class PostgresStore(ThreadedStoreLifecycle):
     async def prune(self, *, inbox_before: float) -> int:
         # Finished jobs are deleted when they finish, so only the inbox has anything to forget.
         def prune(conn: psycopg.Connection[Any]) -> int:
-            return int(conn.execute("DELETE FROM norbit_inbox WHERE accepted_at < %s", (inbox_before,)).rowcount)
+            removed = conn.execute("DELETE FROM norbit_inbox WHERE accepted_at < %s", (inbox_before,)).rowcount
+            return int(removed) + int(
+                conn.execute("DELETE FROM norbit_rate_cells WHERE at < %s", (inbox_before,)).rowcount
+            )
 
         return await self._run(prune)
+
+    # -- rate cells ---------------------------------------------------------------------------------------
+
+    async def reserve_rate(self, key: str, *, now: float, cost: float, not_before: float = 0.0) -> float:
+        check_reservation(key, now, cost, not_before)
+        earliest, cost = float(max(now, not_before)), float(cost)
+
+        def reserve(conn: psycopg.Connection[Any]) -> float:
+            # One statement, one round trip: the row lock makes read and update one step for every process.
+            row = conn.execute(
+                "INSERT INTO norbit_rate_cells (key, at) VALUES (%(key)s, %(earliest)s + %(cost)s) "
+                "ON CONFLICT (key) DO UPDATE SET at = GREATEST(norbit_rate_cells.at, %(earliest)s) + %(cost)s "
+                "RETURNING at",
+                {"key": key, "earliest": earliest, "cost": cost},
+            ).fetchone()
+            assert row is not None
+            return float(row[0])
+
+        return await self._run(reserve) - cost
 
 
 def _prefix_end(prefix: str) -> str | None:

@@ -147,6 +147,8 @@ SQLITE_MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "DROP INDEX IF EXISTS inbox_accepted_at",
     ),
     ("ALTER TABLE jobs ADD COLUMN claims INTEGER NOT NULL DEFAULT 0",),
+    # Rate cells (RateCells): processes sharing the file pace an outside service together.
+    ("CREATE TABLE IF NOT EXISTS rate_cells (key TEXT PRIMARY KEY, at REAL NOT NULL) WITHOUT ROWID",),
 )
 
 # -- PostgreSQL --------------------------------------------------------------------------------------------
@@ -200,4 +202,10 @@ POSTGRES_MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE INDEX IF NOT EXISTS norbit_jobs_dead ON norbit_jobs (id) WHERE dead",
     ),
     ("ALTER TABLE norbit_jobs ADD COLUMN IF NOT EXISTS claims INTEGER NOT NULL DEFAULT 0",),
+    (
+        """CREATE TABLE IF NOT EXISTS norbit_rate_cells (
+            key TEXT COLLATE "C" PRIMARY KEY,
+            at DOUBLE PRECISION NOT NULL
+        )""",
+    ),
 )

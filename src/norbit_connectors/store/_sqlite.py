@@ -18,6 +18,7 @@ from attrs import evolve
 
 from ..exceptions import ConfigurationError, UsageError
 from ._base import Batch, CommitResult, Document, InboxKey, Job, ThreadedStoreLifecycle, TranscriptEntry
+from ._rates import check_reservation
 from ._schema import (
     JOB_COLUMNS,
     SQLITE_MIGRATIONS,
@@ -671,9 +672,27 @@ class SQLiteStore(ThreadedStoreLifecycle):
         # Finished jobs are deleted when they finish, so only the inbox has anything to forget. This scans the
         # whole inbox (no index slows every accepted event down for it), so it always runs in a worker thread.
         def prune(conn: sqlite3.Connection) -> int:
-            return conn.execute("DELETE FROM inbox WHERE accepted_at < ?", (inbox_before,)).rowcount
+            removed = conn.execute("DELETE FROM inbox WHERE accepted_at < ?", (inbox_before,)).rowcount
+            return removed + conn.execute("DELETE FROM rate_cells WHERE at < ?", (inbox_before,)).rowcount
 
         return await anyio.to_thread.run_sync(lambda: self._call(prune, write=True))
+
+    # -- rate cells ---------------------------------------------------------------------------------------
+
+    async def reserve_rate(self, key: str, *, now: float, cost: float, not_before: float = 0.0) -> float:
+        check_reservation(key, now, cost, not_before)
+        at = await self._run_write(lambda conn: _reserve(conn, key, max(now, not_before), cost))
+        return at - cost
+
+
+def _reserve(conn: sqlite3.Connection, key: str, earliest: float, cost: float) -> float:
+    # One statement: the write lock makes the read and the update of the cell one step for every process.
+    row = conn.execute(
+        "INSERT INTO rate_cells (key, at) VALUES (?1, ?2 + ?3) "
+        "ON CONFLICT (key) DO UPDATE SET at = max(at, ?2) + ?3 RETURNING at",
+        (key, float(earliest), float(cost)),
+    ).fetchone()
+    return float(row[0])
 
 
 def _holds(conn: sqlite3.Connection, job_id: int, owner: str) -> bool:

@@ -26,9 +26,9 @@ import pytest
 
 from .._models import Attachment, Message
 from ..exceptions import UsageError
-from ..store import Batch, InboxKey, Job, NewJob, Put, Store, TranscriptEntry
+from ..store import Batch, InboxKey, Job, NewJob, Put, RateCells, Store, TranscriptEntry
 
-__all__ = ["JSON_SAMPLES", "StoreConformance"]
+__all__ = ["JSON_SAMPLES", "RateCellConformance", "StoreConformance"]
 
 #: Values every store must return exactly as ``json.loads(json.dumps(value))``.
 JSON_SAMPLES: tuple[Any, ...] = (
@@ -75,7 +75,100 @@ def _ids(jobs: list[Job]) -> list[int]:
     return [job.id for job in jobs]
 
 
-class StoreConformance:
+def _cells(store: Store) -> RateCells:
+    if not isinstance(store, RateCells):
+        pytest.skip("the store has no rate cells (reserve_rate): processes sharing it pace Slack each on its own")
+    return store
+
+
+class RateCellConformance:
+    """The rules of :class:`norbit_connectors.store.RateCells` (part of :class:`StoreConformance`; a store
+    without ``reserve_rate`` skips them)."""
+
+    @pytest.mark.anyio
+    async def test_rate_cell_starts_now_and_spaces_reservations_by_their_cost(self, store: Store) -> None:
+        cells = _cells(store)
+        assert await cells.reserve_rate("slack:T1:post:C1", now=100.0, cost=1.0) == 100.0
+        assert await cells.reserve_rate("slack:T1:post:C1", now=100.0, cost=1.0) == pytest.approx(101.0)
+        assert await cells.reserve_rate("slack:T1:post:C1", now=100.5, cost=3.0) == pytest.approx(102.0)
+        assert await cells.reserve_rate("slack:T1:post:C1", now=100.5, cost=0.5) == pytest.approx(105.0)
+
+    @pytest.mark.anyio
+    async def test_an_idle_rate_cell_starts_again_from_now(self, store: Store) -> None:
+        cells = _cells(store)
+        await cells.reserve_rate("k", now=10.0, cost=2.0)
+        assert await cells.reserve_rate("k", now=50.0, cost=2.0) == 50.0
+        assert await cells.reserve_rate("k", now=51.0, cost=2.0) == pytest.approx(52.0)
+
+    @pytest.mark.anyio
+    async def test_not_before_holds_a_rate_cell_back(self, store: Store) -> None:
+        cells = _cells(store)
+        assert await cells.reserve_rate("new", now=10.0, cost=1.0, not_before=30.0) == 30.0
+        await cells.reserve_rate("k", now=10.0, cost=1.0)
+        # cost 0: only the hold (a 429's Retry-After); what comes next starts after it.
+        assert await cells.reserve_rate("k", now=10.0, cost=0.0, not_before=20.0) == 20.0
+        assert await cells.reserve_rate("k", now=11.0, cost=1.0) == 20.0
+        # A hold earlier than the cell changes nothing.
+        assert await cells.reserve_rate("k", now=11.0, cost=0.0, not_before=12.0) == pytest.approx(21.0)
+
+    @pytest.mark.anyio
+    async def test_rate_cells_are_independent_per_key(self, store: Store) -> None:
+        cells = _cells(store)
+        await cells.reserve_rate("slack:T1:post:C1", now=0.0, cost=60.0)
+        assert await cells.reserve_rate("slack:T1:post:C2", now=0.0, cost=1.0) == 0.0
+        assert await cells.reserve_rate("slack:T2:post:C1", now=0.0, cost=1.0) == 0.0
+        assert await cells.reserve_rate("slack:T1:post:C1", now=0.0, cost=1.0) == pytest.approx(60.0)
+        key = "unicode é 漢字 😀 " + "x" * 490
+        assert await cells.reserve_rate(key, now=5.0, cost=1.0) == 5.0
+        assert await cells.reserve_rate(key, now=5.0, cost=1.0) == pytest.approx(6.0)
+
+    @pytest.mark.anyio
+    async def test_concurrent_reservations_never_share_a_slot(self, store: Store) -> None:
+        cells = _cells(store)
+        starts: list[float] = []
+
+        async def reserve() -> None:
+            starts.append(await cells.reserve_rate("busy", now=1000.0, cost=0.25))
+
+        async with anyio.create_task_group() as tg:
+            for _ in range(40):
+                tg.start_soon(reserve)
+        assert sorted(starts) == pytest.approx([1000.0 + 0.25 * i for i in range(40)])
+        assert await cells.reserve_rate("busy", now=1000.0, cost=0.0) == pytest.approx(1010.0)
+
+    @pytest.mark.anyio
+    @pytest.mark.parametrize(
+        ("key", "now", "cost", "not_before"),
+        [
+            ("", 0.0, 1.0, 0.0),
+            ("x" * 513, 0.0, 1.0, 0.0),
+            ("k", float("nan"), 1.0, 0.0),
+            ("k", float("inf"), 1.0, 0.0),
+            ("k", 0.0, -1.0, 0.0),
+            ("k", 0.0, float("nan"), 0.0),
+            ("k", 0.0, 1.0, float("inf")),
+        ],
+    )
+    async def test_bad_rate_reservations_are_usage_errors(
+        self, store: Store, key: str, now: float, cost: float, not_before: float
+    ) -> None:
+        cells = _cells(store)
+        with pytest.raises(UsageError):
+            await cells.reserve_rate(key, now=now, cost=cost, not_before=not_before)
+        assert await cells.reserve_rate("k", now=1.0, cost=1.0) == 1.0  # nothing was written
+
+    @pytest.mark.anyio
+    async def test_prune_forgets_idle_rate_cells_only(self, store: Store) -> None:
+        cells = _cells(store)
+        await cells.reserve_rate("idle", now=10.0, cost=1.0)
+        await cells.reserve_rate("busy", now=100.0, cost=10.0)
+        assert await store.prune(inbox_before=50.0) == 1
+        assert await store.prune(inbox_before=50.0) == 0
+        assert await cells.reserve_rate("busy", now=60.0, cost=1.0) == pytest.approx(110.0)
+        assert await cells.reserve_rate("idle", now=60.0, cost=1.0) == 60.0
+
+
+class StoreConformance(RateCellConformance):
     """Subclass it and override the ``store`` fixture with an async fixture yielding an open, empty store."""
 
     @pytest.fixture
