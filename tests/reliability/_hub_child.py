@@ -1,9 +1,11 @@
 """A hub in its own process, driven by the reliability tests.
 
 Run as ``python _hub_child.py --backend asyncio|trio --store sqlite:PATH|postgres:DSN [--lease S] [--http]
-[--replies FILE]``, with the Slack settings in the ``NORBIT_CHILD_SLACK`` environment variable (JSON: base_url,
-bot_token, signing_secret, main_channel, agent_links). It runs a Hub with one SlackConnector and answers JSON lines
-on stdin with JSON lines on stdout:
+[--replies FILE] [--limiter] [--workers N]``, with the Slack settings in the ``NORBIT_CHILD_SLACK`` environment
+variable (JSON: base_url, bot_token, signing_secret, main_channel, agent_links). It runs a Hub (``--workers``
+delivery workers, 8 by default) with one SlackConnector, whose own rate limiter is on with ``--limiter`` (as in
+production) and off otherwise (for an emulator without limits), and answers JSON lines on stdin with JSON lines
+on stdout:
 
 - ``{"op": "accept", "messages": [{"conversation": ID, "user": ID, "name": NAME, "message": ID, "text": T}]}``:
   ``hub.customer_message`` for each, in order; answers ``{"op": "accepted", "n": N}`` once all are committed.
@@ -128,7 +130,7 @@ async def main(args: argparse.Namespace) -> None:
         agent_links=settings.get("agent_links", {}),
         base_url=settings["base_url"],
     )
-    slack = SlackConnector(config, limiter=SlackLimiter(enabled=False))
+    slack = SlackConnector(config, limiter=SlackLimiter(enabled=args.limiter))
     reconciled = _CountReconciled()
     logging.getLogger("norbit_connectors.slack").addHandler(reconciled)
     logging.getLogger("norbit_connectors.slack").setLevel(logging.INFO)
@@ -152,6 +154,7 @@ async def main(args: argparse.Namespace) -> None:
         store=_store(args.store),
         connectors=[slack],
         lease_seconds=args.lease,
+        workers=args.workers,
         retry_base=0.05,
         poll_interval=0.2,
         on_agent_reply=on_agent_reply if args.replies else None,
@@ -210,5 +213,7 @@ if __name__ == "__main__":
     parser.add_argument("--lease", type=float, default=2.0)
     parser.add_argument("--http", action="store_true")
     parser.add_argument("--replies", default="")
+    parser.add_argument("--limiter", action="store_true")
+    parser.add_argument("--workers", type=int, default=8)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     anyio.run(main, parser.parse_args(), backend=parser.parse_args().backend)

@@ -11,10 +11,7 @@ Needs a PostgreSQL server: NORBIT_TEST_POSTGRES_DSN names it (CI sets it); each 
 from __future__ import annotations
 
 import json
-import os
 import random
-import uuid
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -27,26 +24,7 @@ from norbit_connectors.testing._slack_emulator import SlackEmulator, SlackReques
 
 from ._procs import Child, children, message, relayed, slack_env
 
-ENV = "NORBIT_TEST_POSTGRES_DSN"
 BACKENDS = [pytest.param("asyncio", id="child-asyncio"), pytest.param("trio", id="child-trio")]
-
-
-@pytest.fixture
-def postgres_dsn() -> Iterator[str]:
-    server = os.environ.get(ENV)
-    if not server:
-        pytest.skip(f"{ENV} is not set: no PostgreSQL server for the multi-process tests")
-    import psycopg
-    from psycopg.conninfo import make_conninfo
-
-    name = f"norbit_rel_{uuid.uuid4().hex[:16]}"
-    with psycopg.connect(server, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield make_conninfo(server, dbname=name)
-    finally:
-        with psycopg.connect(server, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def _at_once(work: list[tuple[Child, list[dict[str, str]]]]) -> None:

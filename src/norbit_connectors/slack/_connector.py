@@ -109,9 +109,14 @@ class SlackConnector(Connector):
         who = await self.transport.call("auth.test")
         self.bot_user_id = str(who.get("user_id") or "") or None
         self.team_id = str(who.get("team_id") or "") or None
+        # Every process on the hub's store paces this workspace's calls with the same rate cells.
+        self.transport.limiter.share(self.context.store, self.team_id or "")
         if self.transport.has_user_token:
             owner = await self.transport.call("auth.test", as_user=True)
             self.installer_user_id = str(owner.get("user_id") or "") or None
+
+    async def _stop(self) -> None:
+        self.transport.limiter.share(None)
 
     # -- store helpers -----------------------------------------------------------------------------------
 
@@ -915,12 +920,12 @@ class SlackConnector(Connector):
 
     async def _on_agent_message(self, conversation_id: str, event: _inbound.MessageEvent) -> Batch:
         attachments: list[Attachment] = []
+        notes: list[str] = []
         for ref in event.files:
             url = ref.url_private_download or ref.url_private
             content = None
             if url and (ref.size is None or ref.size <= self.config.max_file_bytes):
                 try:
-        notes: list[str] = []
                     content = await self.transport.download(url, limit=self.config.max_file_bytes)
                 except NotFound as exc:
                     log.info("conversation %s: file %s not fetched: %s", conversation_id, ref.id, exc.code)

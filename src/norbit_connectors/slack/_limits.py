@@ -2,6 +2,11 @@
 
 Each limit is a generic cell rate algorithm (a token bucket told as times): a call reserves the earliest moment
 it may go, so concurrent callers queue fairly without polling, and a 429's Retry-After pushes the cell back.
+
+Inside a running hub the cells live in the hub's store (:class:`~norbit_connectors.store.RateCells`), keyed by
+the workspace: every process sharing the store reserves from the same cells, one store round trip per paced
+call, so together they stay within one workspace's limits. Outside a hub, or with a store without rate cells,
+they live in this process.
 """
 
 from __future__ import annotations
@@ -10,9 +15,12 @@ import time
 from collections.abc import Awaitable, Callable
 
 import anyio
-from attrs import define
+from attrs import frozen
 
-__all__ = ["METHOD_TIERS", "TIER_LIMITS", "SlackLimiter"]
+from ..store import RateCells
+from ..store._rates import advance
+
+__all__ = ["METHOD_TIERS", "TIER_LIMITS", "Limit", "SlackLimiter", "limit_for", "wait_for"]
 
 #: Slack's published tiers: calls per minute, all of which may come in a burst.
 TIER_LIMITS: dict[int, int] = {1: 1, 2: 20, 3: 50, 4: 100}
@@ -49,24 +57,40 @@ POST_BURST = 4
 TIER_MARGIN = 0.25
 
 
-@define
-class _Cell:
-    interval: float  # seconds between calls at the sustained rate
-    tolerance: float  # how far ahead of the sustained rate a burst may run
-    margin: float = 0.0  # added to every wait, never to a call the burst allows at once
-    tat: float = 0.0  # theoretical arrival time of the next call
+@frozen(kw_only=True)
+class Limit:
+    """One cell's rule: ``key`` (within a workspace), seconds between calls at the sustained rate
+    (``interval``), how far ahead of it a burst may run (``tolerance``), and seconds added to every wait, never
+    to a call the burst allows at once (``margin``)."""
 
-    def reserve(self, now: float) -> float:
-        """Reserve a slot; returns how long to wait before using it."""
-        tat = max(self.tat, now)
-        allowed_at = tat - self.tolerance
-        wait = max(0.0, allowed_at - now)
-        self.tat = tat + self.interval
-        return wait + self.margin if wait > 0 else 0.0
+    key: str
+    interval: float
+    tolerance: float
+    margin: float = 0.0
 
-    def push_back(self, now: float, retry_after: float) -> None:
-        # After a 429, nothing goes before now + retry_after, and then at the sustained rate.
-        self.tat = max(self.tat, now + retry_after + self.tolerance)
+
+def limit_for(
+    method: str, channel: str | None, *, tiers: dict[int, int], post_rate: float, post_burst: int
+) -> Limit | None:
+    """The cell a call of ``method`` (to ``channel``) counts against, or None when we do not pace it."""
+    if method == "chat.postMessage":
+        if not channel:
+            return None
+        return Limit(key=f"post:{channel}", interval=1.0 / post_rate, tolerance=max(0, post_burst - 1) / post_rate)
+    tier = METHOD_TIERS.get(method)
+    if tier is None:
+        return None
+    per_minute = tiers[tier]
+    interval = 60.0 / per_minute
+    # Slack counts the minute from when the first call arrives, we from when it is reserved: a call that has to
+    # wait waits a little longer, so that the call after a full burst never lands early.
+    return Limit(key=f"tier:{method}", interval=interval, tolerance=interval * (per_minute - 1), margin=TIER_MARGIN)
+
+
+def wait_for(limit: Limit, start: float, now: float) -> float:
+    """Seconds to wait at ``now`` before a call whose reservation on ``limit``'s cell started at ``start``."""
+    wait = start - limit.tolerance - now
+    return wait + limit.margin if wait > 0 else 0.0
 
 
 class SlackLimiter:
@@ -75,7 +99,7 @@ class SlackLimiter:
     def __init__(
         self,
         *,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] | None = None,
         tiers: dict[int, int] | None = None,
         post_rate: float = POST_RATE_PER_SECOND,
         post_burst: int = POST_BURST,
@@ -83,48 +107,90 @@ class SlackLimiter:
         sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
     ) -> None:
         """``clock`` and ``sleep`` are injectable together (a simulated clock must come with a sleep that
-        waits in the same time); ``enabled=False`` paces nothing (for a server without limits)."""
-        self._clock = clock
-        self.sleep = sleep
+        waits in the same time); by default cells in this process use :func:`time.monotonic` and cells in a
+        store :func:`time.time`, the clock processes share. ``enabled=False`` paces nothing (for a server
+        without limits)."""
+        self._clock = clock or time.monotonic
+        self._shared_clock = clock or time.time
+        self._sleep = sleep
         self._tiers = dict(TIER_LIMITS if tiers is None else tiers)
-        self._post = (1.0 / post_rate, max(0, post_burst - 1) / post_rate)
-        self._cells: dict[str, _Cell] = {}
+        self._post = (post_rate, post_burst)
+        self._limits: dict[tuple[str, str | None], Limit | None] = {}
+        self._cells: dict[str, float] = {}
+        self._store: RateCells | None = None
+        self._scope = ""
+        # Retry-After holds (cell key -> not before) still to be written to the store's cell.
+        self._holds: dict[str, float] = {}
         self.enabled = enabled
 
-    def _cell(self, method: str, channel: str | None) -> _Cell | None:
-        if method == "chat.postMessage":
-            if not channel:
-                return None
-            key = f"post:{channel}"
-            if key not in self._cells:
-                self._cells[key] = _Cell(interval=self._post[0], tolerance=self._post[1])
-            return self._cells[key]
-        tier = METHOD_TIERS.get(method)
-        if tier is None:
-            return None
-        key = f"tier:{method}"
-        if key not in self._cells:
-            per_minute = self._tiers[tier]
-            interval = 60.0 / per_minute
-            # Slack counts the minute from when the first call arrives, we from when it is reserved: a call that
-            # has to wait waits a little longer, so that the call after a full burst never lands early.
-            self._cells[key] = _Cell(interval=interval, tolerance=interval * (per_minute - 1), margin=TIER_MARGIN)
-        return self._cells[key]
+    def share(self, store: object | None, workspace: str = "") -> None:
+        """Pace with the rate cells of ``store`` (when it has them), under ``workspace`` (the team id): every
+        process doing the same on that store paces that workspace's calls together. ``None``: in this process."""
+        self._store = store if isinstance(store, RateCells) else None
+        self._scope = f"slack:{workspace}:"
+        self._holds.clear()
+
+    @property
+    def shared(self) -> bool:
+        """True when the cells are in a store, shared by every process using it."""
+        return self._store is not None
+
+    def _limit(self, method: str, channel: str | None) -> Limit | None:
+        found = self._limits.get((method, channel), self)
+        if found is self:
+            rate, burst = self._post
+            found = limit_for(method, channel, tiers=self._tiers, post_rate=rate, post_burst=burst)
+            if len(self._limits) > 10_000:  # one per channel ever posted to: keep it bounded
+                self._limits.clear()
+            self._limits[(method, channel)] = found
+        return found if isinstance(found, Limit) else None
 
     def delay(self, method: str, channel: str | None = None) -> float:
-        """Reserve a call now; the seconds to wait before making it."""
+        """Reserve a call now in this process's cells; the seconds to wait before making it."""
         if not self.enabled:
             return 0.0
-        cell = self._cell(method, channel)
-        return 0.0 if cell is None else cell.reserve(self._clock())
+        limit = self._limit(method, channel)
+        if limit is None:
+            return 0.0
+        now = self._clock()
+        start, self._cells[limit.key] = advance(self._cells.get(limit.key), now=now, cost=limit.interval)
+        return wait_for(limit, start, now)
 
     async def acquire(self, method: str, channel: str | None = None) -> None:
-        wait = self.delay(method, channel)
+        """Wait until a call of ``method`` (to ``channel``) may go."""
+        store = self._store
+        if store is None or not self.enabled:
+            wait = self.delay(method, channel)
+        else:
+            limit = self._limit(method, channel)
+            if limit is None:
+                return
+            now = self._shared_clock()
+            hold = self._holds.pop(limit.key, 0.0)
+            start = await store.reserve_rate(self._scope + limit.key, now=now, cost=limit.interval, not_before=hold)
+            wait = wait_for(limit, start, now)
         if wait > 0:
-            await self.sleep(wait)
+            await self._sleep(wait)
 
     def rate_limited(self, method: str, channel: str | None, retry_after: float) -> None:
-        """Slack answered 429: hold this limit back for ``retry_after`` seconds."""
-        cell = self._cell(method, channel)
-        if cell is not None:
-            cell.push_back(self._clock(), retry_after)
+        """Slack answered 429: hold this limit back for ``retry_after`` seconds (in a store's cell: from the
+        next :meth:`sleep` or :meth:`acquire` on, whichever comes first)."""
+        limit = self._limit(method, channel)
+        if limit is None:
+            return
+        # After a 429, nothing goes before now + retry_after, and then at the sustained rate.
+        if self._store is None:
+            until = self._clock() + retry_after + limit.tolerance
+            self._cells[limit.key] = advance(self._cells.get(limit.key), now=until, cost=0.0)[1]
+        else:
+            until = self._shared_clock() + retry_after + limit.tolerance
+            self._holds[limit.key] = max(until, self._holds.get(limit.key, 0.0))
+
+    async def sleep(self, seconds: float) -> None:
+        """Wait ``seconds`` in the limiter's time (after a 429), first writing its hold to the store's cell so
+        that the other processes hold back too."""
+        store = self._store
+        while store is not None and self._holds:
+            key, until = self._holds.popitem()
+            await store.reserve_rate(self._scope + key, now=self._shared_clock(), cost=0.0, not_before=until)
+        await self._sleep(seconds)
