@@ -14,6 +14,7 @@ message for anything malformed and never any other exception. Verify the signatu
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any, TypeAlias
@@ -24,6 +25,9 @@ from attrs import field, frozen
 from ..exceptions import InvalidRequest
 
 __all__ = [
+    "MAX_ID_LENGTH",
+    "MAX_JSON_DEPTH",
+    "MAX_VALUE_LENGTH",
     "Action",
     "BlockActions",
     "ChannelArchived",
@@ -41,6 +45,8 @@ __all__ = [
     "UnknownPayload",
     "UrlVerification",
     "is_human_message",
+    "is_slack_id",
+    "json_depth",
     "parse_event",
     "parse_request",
 ]
@@ -49,6 +55,23 @@ __all__ = [
 HUMAN_SUBTYPES = frozenset({"file_share", "thread_broadcast"})
 
 _EMPTY_MAPPING: Mapping[str, Any] = MappingProxyType({})
+
+#: Longest id Slack sends that we accept (event ids, channel / user / team ids, timestamps, trigger ids). Real
+#: ones are far shorter; the bound keeps store keys small.
+MAX_ID_LENGTH = 255
+#: Longest button value we accept (Block Kit's own limit for a button's ``value``).
+MAX_VALUE_LENGTH = 2000
+#: Deepest JSON nesting we accept in a body; Slack's payloads (Block Kit included) stay far below it.
+MAX_JSON_DEPTH = 64
+
+# Slack's ids are printable ASCII without spaces: this rules out NUL, lone surrogates and anything a store
+# cannot keep as a key.
+_SLACK_ID = re.compile(rf"[\x21-\x7e]{{1,{MAX_ID_LENGTH}}}")
+
+
+def is_slack_id(value: str) -> bool:
+    """Whether ``value`` can be one of Slack's ids: 1 to :data:`MAX_ID_LENGTH` printable ASCII characters."""
+    return _SLACK_ID.fullmatch(value) is not None
 
 
 def _frozen_mapping(value: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
@@ -171,6 +194,7 @@ class EventCallback:
     team_id: str | None
     api_app_id: str | None
     event: SlackEvent
+    enterprise_id: str | None = None
     #: The ``event`` object as received, kept so that it can be stored without parsing the body again.
     raw_event: Mapping[str, Any] = field(factory=dict, eq=False, repr=False)
 
@@ -188,6 +212,8 @@ class SlashCommand:
     team_id: str | None
     response_url: str | None
     trigger_id: str | None
+    enterprise_id: str | None = None
+    api_app_id: str | None = None
 
 
 @frozen(kw_only=True)
@@ -216,6 +242,8 @@ class BlockActions:
     actions: tuple[Action, ...]
     response_url: str | None
     trigger_id: str | None
+    enterprise_id: str | None = None
+    api_app_id: str | None = None
 
 
 @frozen(kw_only=True)
@@ -249,6 +277,28 @@ def _opt_str(data: Mapping[str, Any], key: str, where: str) -> str | None:
         return None
     if not isinstance(value, str):
         raise _bad(f"{where}: field {key!r} must be a string")
+    return value
+
+
+def _req_id(data: Mapping[str, Any], key: str, where: str) -> str:
+    value = _req_str(data, key, where)
+    if not is_slack_id(value):
+        raise _bad(f"{where}: field {key!r} is not a Slack id (1 to {MAX_ID_LENGTH} printable ASCII characters)")
+    return value
+
+
+def _opt_id(data: Mapping[str, Any], key: str, where: str) -> str | None:
+    value = _opt_str(data, key, where)
+    if value is not None and not is_slack_id(value):
+        raise _bad(f"{where}: field {key!r} is not a Slack id (1 to {MAX_ID_LENGTH} printable ASCII characters)")
+    return value
+
+
+def _opt_value(data: Mapping[str, Any], key: str, where: str) -> str | None:
+    """A button value: printable text (no NUL, no lone surrogates) of at most :data:`MAX_VALUE_LENGTH`."""
+    value = _opt_str(data, key, where)
+    if value is not None and (len(value) > MAX_VALUE_LENGTH or not value.isprintable()):
+        raise _bad(f"{where}: field {key!r} must be printable text of at most {MAX_VALUE_LENGTH} characters")
     return value
 
 
@@ -313,7 +363,7 @@ def _file(data: Any, where: str) -> FileRef:
     if not isinstance(data, dict):
         raise _bad(f"{where}: each file must be an object")
     return FileRef(
-        id=_req_str(data, "id", where),
+        id=_req_id(data, "id", where),
         name=_opt_str(data, "name", where),
         title=_opt_str(data, "title", where),
         mimetype=_opt_str(data, "mimetype", where),
@@ -326,7 +376,7 @@ def _file(data: Any, where: str) -> FileRef:
 
 def _message_event(event: Mapping[str, Any], subtype: str | None) -> SlackEvent:
     where = "message event"
-    channel = _req_str(event, "channel", where)
+    channel = _req_id(event, "channel", where)
     if subtype == "message_changed":
         message = _req_obj(event, "message", where)
         previous = _opt_obj(event, "previous_message", where)
@@ -334,12 +384,12 @@ def _message_event(event: Mapping[str, Any], subtype: str | None) -> SlackEvent:
         event_type, payload = _metadata(message, inner)
         return MessageChanged(
             channel=channel,
-            ts=_req_str(message, "ts", inner),
+            ts=_req_id(message, "ts", inner),
             text=_text(message, "text", inner),
-            user=_opt_str(message, "user", inner),
+            user=_opt_id(message, "user", inner),
             previous_text=_opt_str(previous, "text", "message_changed.previous_message"),
-            thread_ts=_opt_str(message, "thread_ts", inner),
-            bot_id=_opt_str(message, "bot_id", inner),
+            thread_ts=_opt_id(message, "thread_ts", inner),
+            bot_id=_opt_id(message, "bot_id", inner),
             metadata_event_type=event_type,
             metadata_payload=payload,
         )
@@ -347,22 +397,22 @@ def _message_event(event: Mapping[str, Any], subtype: str | None) -> SlackEvent:
         previous = _opt_obj(event, "previous_message", where)
         return MessageDeleted(
             channel=channel,
-            deleted_ts=_req_str(event, "deleted_ts", where),
-            user=_opt_str(previous, "user", "message_deleted.previous_message"),
-            bot_id=_opt_str(previous, "bot_id", "message_deleted.previous_message"),
-            thread_ts=_opt_str(previous, "thread_ts", "message_deleted.previous_message"),
+            deleted_ts=_req_id(event, "deleted_ts", where),
+            user=_opt_id(previous, "user", "message_deleted.previous_message"),
+            bot_id=_opt_id(previous, "bot_id", "message_deleted.previous_message"),
+            thread_ts=_opt_id(previous, "thread_ts", "message_deleted.previous_message"),
         )
     event_type, payload = _metadata(event, where)
     files = tuple(_file(item, f"{where}.files") for item in _opt_list(event, "files", where))
     return MessageEvent(
         channel=channel,
-        ts=_req_str(event, "ts", where),
+        ts=_req_id(event, "ts", where),
         text=_text(event, "text", where),
-        user=_opt_str(event, "user", where),
-        thread_ts=_opt_str(event, "thread_ts", where),
+        user=_opt_id(event, "user", where),
+        thread_ts=_opt_id(event, "thread_ts", where),
         subtype=subtype,
-        bot_id=_opt_str(event, "bot_id", where),
-        team=_opt_str(event, "team", where),
+        bot_id=_opt_id(event, "bot_id", where),
+        team=_opt_id(event, "team", where),
         channel_type=_opt_str(event, "channel_type", where),
         files=files,
         metadata_event_type=event_type,
@@ -378,15 +428,15 @@ def parse_event(event: Mapping[str, Any]) -> SlackEvent:
     if event_type == "message":
         return _message_event(event, subtype)
     if event_type in ("channel_archive", "group_archive"):
-        return ChannelArchived(channel=_req_str(event, "channel", where), user=_opt_str(event, "user", where))
+        return ChannelArchived(channel=_req_id(event, "channel", where), user=_opt_id(event, "user", where))
     if event_type in ("channel_unarchive", "group_unarchive"):
-        user = _opt_str(event, "user", where) or _opt_str(event, "actor_id", where)
-        return ChannelUnarchived(channel=_req_str(event, "channel", where), user=user)
+        user = _opt_id(event, "user", where) or _opt_id(event, "actor_id", where)
+        return ChannelUnarchived(channel=_req_id(event, "channel", where), user=user)
     if event_type == "member_joined_channel":
         return MemberJoined(
-            channel=_req_str(event, "channel", where),
-            user=_req_str(event, "user", where),
-            inviter=_opt_str(event, "inviter", where),
+            channel=_req_id(event, "channel", where),
+            user=_req_id(event, "user", where),
+            inviter=_opt_id(event, "inviter", where),
             channel_type=_opt_str(event, "channel_type", where),
         )
     return OtherEvent(type=event_type, subtype=subtype)
@@ -407,6 +457,25 @@ def is_human_message(event: SlackEvent, *, bot_user_id: str | None) -> bool:
 # --------------------------------------------------------------------------------------------------- bodies
 
 
+def json_depth(value: Any) -> int:
+    """How deeply ``value`` (decoded JSON) nests lists and objects: 0 for a scalar, 1 for ``[]`` or ``{}``.
+
+    Iterative, so that no depth can exhaust the stack."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        deepest = max(deepest, depth)
+        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return deepest
+
+
 def _load_json(text: str, where: str) -> dict[str, Any]:
     try:
         data = json.loads(text)
@@ -414,6 +483,8 @@ def _load_json(text: str, where: str) -> dict[str, Any]:
         raise _bad(f"{where} is not valid JSON") from exc
     if not isinstance(data, dict):
         raise _bad(f"{where} must be a JSON object")
+    if json_depth(data) > MAX_JSON_DEPTH:
+        raise _bad(f"{where} nests deeper than {MAX_JSON_DEPTH} levels")
     return data
 
 
@@ -428,10 +499,11 @@ def _event_body(data: Mapping[str, Any]) -> Inbound:
     where = "event_callback"
     raw_event = _req_obj(data, "event", where)
     return EventCallback(
-        event_id=_req_str(data, "event_id", where),
+        event_id=_req_id(data, "event_id", where),
         event_time=_opt_int(data, "event_time", where),
-        team_id=_opt_str(data, "team_id", where),
-        api_app_id=_opt_str(data, "api_app_id", where),
+        team_id=_opt_id(data, "team_id", where),
+        enterprise_id=_opt_id(data, "enterprise_id", where),
+        api_app_id=_opt_id(data, "api_app_id", where),
         event=parse_event(raw_event),
         raw_event=raw_event,
     )
@@ -444,10 +516,10 @@ def _action(data: Any) -> Action:
     return Action(
         action_id=_req_str(data, "action_id", where),
         block_id=_opt_str(data, "block_id", where),
-        value=_opt_str(data, "value", where),
+        value=_opt_value(data, "value", where),
         type=_req_str(data, "type", where),
         url=_opt_str(data, "url", where),
-        action_ts=_opt_str(data, "action_ts", where),
+        action_ts=_opt_id(data, "action_ts", where),
     )
 
 
@@ -455,6 +527,7 @@ def _block_actions(data: Mapping[str, Any]) -> BlockActions:
     where = "block_actions"
     user = _req_obj(data, "user", where)
     team = _opt_obj(data, "team", where)
+    enterprise = _opt_obj(data, "enterprise", where)
     channel = _opt_obj(data, "channel", where)
     container = _opt_obj(data, "container", where)
     message = _opt_obj(data, "message", where)
@@ -462,19 +535,20 @@ def _block_actions(data: Mapping[str, Any]) -> BlockActions:
     if not isinstance(actions, list):
         raise _bad(f"{where}: field 'actions' must be a list")
     return BlockActions(
-        user_id=_req_str(user, "id", f"{where}.user"),
+        user_id=_req_id(user, "id", f"{where}.user"),
         user_name=_opt_str(user, "username", f"{where}.user") or _opt_str(user, "name", f"{where}.user"),
-        team_id=_opt_str(team, "id", f"{where}.team") or _opt_str(user, "team_id", f"{where}.user"),
-        channel_id=_opt_str(channel, "id", f"{where}.channel")
-        or _opt_str(container, "channel_id", f"{where}.container"),
-        message_ts=_opt_str(container, "message_ts", f"{where}.container")
-        or _opt_str(message, "ts", f"{where}.message"),
-        thread_ts=_opt_str(container, "thread_ts", f"{where}.container")
-        or _opt_str(message, "thread_ts", f"{where}.message"),
+        team_id=_opt_id(team, "id", f"{where}.team") or _opt_id(user, "team_id", f"{where}.user"),
+        enterprise_id=_opt_id(enterprise, "id", f"{where}.enterprise")
+        or _opt_id(team, "enterprise_id", f"{where}.team"),
+        api_app_id=_opt_id(data, "api_app_id", where),
+        channel_id=_opt_id(channel, "id", f"{where}.channel") or _opt_id(container, "channel_id", f"{where}.container"),
+        message_ts=_opt_id(container, "message_ts", f"{where}.container") or _opt_id(message, "ts", f"{where}.message"),
+        thread_ts=_opt_id(container, "thread_ts", f"{where}.container")
+        or _opt_id(message, "thread_ts", f"{where}.message"),
         container_type=_opt_str(container, "type", f"{where}.container"),
         actions=tuple(_action(item) for item in actions),
         response_url=_opt_str(data, "response_url", where),
-        trigger_id=_opt_str(data, "trigger_id", where),
+        trigger_id=_opt_id(data, "trigger_id", where),
     )
 
 
@@ -502,13 +576,15 @@ def _form_body(text: str) -> Inbound:
         return SlashCommand(
             command=_req_str(fields, "command", where),
             text=_text(fields, "text", where),
-            user_id=_req_str(fields, "user_id", where),
+            user_id=_req_id(fields, "user_id", where),
             user_name=_opt_str(fields, "user_name", where),
-            channel_id=_req_str(fields, "channel_id", where),
+            channel_id=_req_id(fields, "channel_id", where),
             channel_name=_opt_str(fields, "channel_name", where),
-            team_id=_opt_str(fields, "team_id", where),
+            team_id=_opt_id(fields, "team_id", where),
+            enterprise_id=_opt_id(fields, "enterprise_id", where),
+            api_app_id=_opt_id(fields, "api_app_id", where),
             response_url=_opt_str(fields, "response_url", where),
-            trigger_id=_opt_str(fields, "trigger_id", where),
+            trigger_id=_opt_id(fields, "trigger_id", where),
         )
     raise _bad("form body is neither a slash command nor an interactivity payload")
 
