@@ -26,7 +26,7 @@ from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from attrs import evolve
 
-from . import _validate
+from . import _redact, _validate
 from ._callbacks import report, require_async
 from ._connector import Connector, ConversationState, HubContext
 from ._events import (
@@ -159,6 +159,8 @@ class Hub:
         }
         for name, callback in callbacks.items():
             require_async(name, callback)
+        # What a failed job logs may quote a token of a library's request: mask it in every record.
+        _redact.install()
         self.store: Store = store if store is not None else MemoryStore()
         self._connectors: dict[str, Connector] = {}
         for connector in connectors:
