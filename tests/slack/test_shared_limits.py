@@ -13,7 +13,15 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from norbit_connectors.slack import SlackLimiter
-from norbit_connectors.slack._limits import POST_BURST, POST_RATE_PER_SECOND, TIER_LIMITS, Limit, limit_for, wait_for
+from norbit_connectors.slack._limits import (
+    MAX_HOLD,
+    POST_BURST,
+    POST_RATE_PER_SECOND,
+    TIER_LIMITS,
+    Limit,
+    limit_for,
+    wait_for,
+)
 from norbit_connectors.store import MemoryStore, SQLiteStore, Store
 from norbit_connectors.store._rates import advance
 from norbit_connectors.testing._slack._ratelimit import RATE_PROFILES, RateLimiter
@@ -218,6 +226,17 @@ async def test_a_hold_not_yet_written_goes_with_the_next_reservation() -> None:
     assert slept == [7.0]
     await _post(b)
     assert slept[1] >= 7.0
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("retry_after", [float("inf"), float("nan"), 1e12])
+async def test_a_retry_after_beyond_reason_holds_back_an_hour(retry_after: float) -> None:
+    store = MemoryStore()
+    (a, b), slept = _limiters(store, "T1", (store, "T1"))
+    a.rate_limited("chat.postMessage", "C1", retry_after)
+    await a.sleep(1.0)
+    await _post(b)
+    assert slept == [1.0, pytest.approx(MAX_HOLD)]
 
 
 @pytest.mark.anyio

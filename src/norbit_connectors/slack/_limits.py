@@ -11,6 +11,7 @@ they live in this process.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Awaitable, Callable
 
@@ -55,6 +56,8 @@ POST_RATE_PER_SECOND = 1.0
 POST_BURST = 4
 #: Seconds of safety between our count of Slack's minute and Slack's own.
 TIER_MARGIN = 0.25
+#: The longest Retry-After a 429 can hold a limit back for (a larger or unreadable one counts as this).
+MAX_HOLD = 3600.0
 
 
 @frozen(kw_only=True)
@@ -178,6 +181,7 @@ class SlackLimiter:
         limit = self._limit(method, channel)
         if limit is None:
             return
+        retry_after = min(max(retry_after, 0.0), MAX_HOLD) if math.isfinite(retry_after) else MAX_HOLD
         # After a 429, nothing goes before now + retry_after, and then at the sustained rate.
         if self._store is None:
             until = self._clock() + retry_after + limit.tolerance
