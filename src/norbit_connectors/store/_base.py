@@ -191,9 +191,12 @@ class Store(Protocol):
     async def extend_lease(self, job_id: int, owner: str, *, until: float) -> bool:
         """Keep holding a job that takes long (waiting for a rate limit). False if the lease was lost."""
 
-    async def dead_letter_job(self, job_id: int, owner: str, *, reason: str, now: float) -> bool:
+    async def dead_letter_job(
+        self, job_id: int, owner: str, *, reason: str, now: float, batch: Batch | None = None
+    ) -> bool:
         """Park the job with ``reason``: it no longer blocks its queue key. Its ``not_before`` becomes ``now``
-        (when it was parked)."""
+        (when it was parked). ``batch`` is applied in the same transaction. False (and nothing written) if
+        ``owner`` no longer holds the lease, or the batch conflicts."""
 
     async def dead_letters(self) -> list[Job]:
         """Every parked job, oldest first."""

@@ -184,10 +184,16 @@ class MemoryStore(StoreLifecycle):
         self._leases[job_id] = (owner, until)
         return True
 
-    async def dead_letter_job(self, job_id: int, owner: str, *, reason: str, now: float) -> bool:
+    async def dead_letter_job(
+        self, job_id: int, owner: str, *, reason: str, now: float, batch: Batch | None = None
+    ) -> bool:
         await anyio.lowlevel.checkpoint()
         if not self._holds(job_id, owner):
             return False
+        if batch:
+            if self._check(batch) is not None:
+                return False
+            self._apply(batch, now)
         job = self._jobs[job_id]
         self._jobs[job_id] = evolve(job, attempts=job.attempts + 1, last_error=reason, dead=True, not_before=now)
         self._unqueue(job)

@@ -324,12 +324,30 @@ class PostgresStore(ThreadedStoreLifecycle):
             (until, job_id, owner),
         )
 
-    async def dead_letter_job(self, job_id: int, owner: str, *, reason: str, now: float) -> bool:
-        return await self._update_held(
+    async def dead_letter_job(
+        self, job_id: int, owner: str, *, reason: str, now: float, batch: Batch | None = None
+    ) -> bool:
+        park = (
             "UPDATE norbit_jobs SET attempts = attempts + 1, last_error = %s, dead = TRUE, not_before = %s, "
-            "lease_owner = NULL, lease_until = NULL WHERE id = %s AND lease_owner = %s AND NOT dead",
-            (reason, now, job_id, owner),
+            "lease_owner = NULL, lease_until = NULL WHERE id = %s AND lease_owner = %s AND NOT dead"
         )
+        if not batch:
+            return await self._update_held(park, (reason, now, job_id, owner))
+
+        def park_with(conn: psycopg.Connection[Any]) -> bool:
+            row = conn.execute(
+                "SELECT lease_owner FROM norbit_jobs WHERE id = %s AND NOT dead FOR UPDATE", (job_id,)
+            ).fetchone()
+            if row is None or row[0] != owner:
+                return False
+            try:
+                _commit(conn, batch, now)
+            except _Abort:
+                raise _Abort(False) from None
+            conn.execute(park, (reason, now, job_id, owner))
+            return True
+
+        return await self._run(park_with, transaction=True)
 
     async def _update_held(self, sql: str, params: Sequence[Any]) -> bool:
         return await self._run(lambda conn: conn.execute(sql, params).rowcount == 1)

@@ -622,12 +622,24 @@ class SQLiteStore(ThreadedStoreLifecycle):
             "UPDATE jobs SET lease_until = ? WHERE id = ? AND lease_owner = ? AND dead = 0", (until, job_id, owner)
         )
 
-    async def dead_letter_job(self, job_id: int, owner: str, *, reason: str, now: float) -> bool:
-        return await self._update_held(
-            "UPDATE jobs SET attempts = attempts + 1, last_error = ?, dead = 1, not_before = ?, lease_owner = NULL, "
-            "lease_until = NULL WHERE id = ? AND lease_owner = ? AND dead = 0",
-            (reason, now, job_id, owner),
-        )
+    async def dead_letter_job(
+        self, job_id: int, owner: str, *, reason: str, now: float, batch: Batch | None = None
+    ) -> bool:
+        def park(conn: sqlite3.Connection) -> bool:
+            if not _holds(conn, job_id, owner):
+                return False
+            if batch and _check(conn, batch) is not None:
+                return False
+            if batch:
+                _apply(conn, batch, now)
+            conn.execute(
+                "UPDATE jobs SET attempts = attempts + 1, last_error = ?, dead = 1, not_before = ?, "
+                "lease_owner = NULL, lease_until = NULL WHERE id = ?",
+                (reason, now, job_id),
+            )
+            return True
+
+        return await self._run_write(park)
 
     async def _update_held(self, sql: str, params: Sequence[Any]) -> bool:
         return await self._run_write(lambda conn: conn.execute(sql, params).rowcount == 1)

@@ -667,6 +667,48 @@ class StoreConformance(RateCellConformance):
         assert await store.next_job_time() is None
 
     @pytest.mark.anyio
+    async def test_a_parked_jobs_not_before_is_the_time_it_was_parked(self, store: Store) -> None:
+        (job_id,) = await _enqueue(store, _job("q", not_before=5), now=1)
+        await store.claim_jobs("w", now=6, lease_seconds=10, limit=1)
+        assert await store.retry_job(job_id, "w", not_before=50, error="busy", now=7)
+        await store.claim_jobs("w", now=50, lease_seconds=10, limit=1)
+        assert await store.dead_letter_job(job_id, "w", reason="gone", now=52.5)
+        (parked,) = await store.dead_letters()
+        assert (parked.not_before, parked.attempts, parked.last_error, parked.created_at) == (52.5, 2, "gone", 1.0)
+
+    @pytest.mark.anyio
+    async def test_dead_letter_job_applies_batch_atomically(self, store: Store) -> None:
+        (job_id,) = await _enqueue(store, _job("q"))
+        await store.claim_jobs("w", now=0, lease_seconds=10, limit=1)
+        await store.commit(Batch(puts=[Put(namespace="ns", key="taken", value=1)]), now=0)
+        report = Batch(puts=[Put(namespace="ns", key="taken", value=2, expected_version=1)], jobs=[_job("report", 7)])
+        # Not the holder: neither the park nor the batch.
+        assert not await store.dead_letter_job(job_id, "intruder", reason="x", now=1, batch=report)
+        # A batch that conflicts: nothing written, the job still held and pending.
+        stale = Batch(puts=[Put(namespace="ns", key="taken", value=3, expected_version=0)], jobs=[_job("report")])
+        assert not await store.dead_letter_job(job_id, "w", reason="x", now=1, batch=stale)
+        key = InboxKey(source="s", event_id="e")
+        await store.commit(Batch(inbox=[key]), now=0)
+        assert not await store.dead_letter_job(job_id, "w", reason="x", now=1, batch=Batch(inbox=[key]))
+        assert await store.dead_letters() == []
+        assert await store.pending_jobs() == 1
+        doc = await store.get("ns", "taken")
+        assert doc is not None
+        assert (doc.value, doc.version) == (1, 1)
+        # Parked and the batch applied, in one write.
+        assert await store.dead_letter_job(job_id, "w", reason="gone", now=3, batch=report)
+        (parked,) = await store.dead_letters()
+        assert (parked.id, parked.last_error, parked.not_before) == (job_id, "gone", 3.0)
+        doc = await store.get("ns", "taken")
+        assert doc is not None
+        assert (doc.value, doc.version) == (2, 2)
+        (follow_up,) = await store.claim_jobs("w", now=3, lease_seconds=10, limit=5)
+        assert (follow_up.queue_key, follow_up.payload, follow_up.created_at) == ("report", {"n": 7}, 3.0)
+        # Parked once: a second park, with or without a batch, is refused and writes nothing.
+        assert not await store.dead_letter_job(job_id, "w", reason="again", now=4, batch=Batch(jobs=[_job("x")]))
+        assert await store.pending_jobs() == 1
+
+    @pytest.mark.anyio
     async def test_dead_letters_oldest_first(self, store: Store) -> None:
         ids = await _enqueue(store, _job("a"), _job("b"), _job("c"))
         await store.claim_jobs("w", now=0, lease_seconds=10, limit=5)
