@@ -33,6 +33,7 @@ from .._models import Agent, AgentReply, Attachment, Conversation, Message, User
 from ..exceptions import (
     ConfigurationError,
     InvalidRequest,
+    NorbitError,
     NotFound,
     RateLimited,
     RemoteError,
@@ -41,6 +42,7 @@ from ..exceptions import (
 )
 from ..store import Batch, Job, NewJob, Put
 from . import _inbound
+from ._authz import Ours, card_matches, foreign, may_act
 from ._blocks import JOIN_ACTION_ID, notice_blocks, notice_fallback_text
 from ._config import SlackConfig
 from ._files import file_note
@@ -69,6 +71,7 @@ MESSAGES = "slack.msg"  # "<conversation>\x1f<message>" -> channel, ts
 TIMESTAMPS = "slack.ts"  # "<channel>:<ts>" -> conversation id, message id
 SENDING = "slack.sending"  # "<conversation>\x1f<message>" -> a post was under way (written by earlier versions)
 USERS = "slack.user"  # Slack user id -> name, email (cache)
+NOTICES = "slack.notice"  # "<channel>:<ts>" of a notice card -> link key, the conversation its Join button is for
 
 # How many unfinished postings the connector remembers (see SlackConnector._posting).
 _POSTING_REMEMBERED = 10_000
@@ -96,6 +99,7 @@ class SlackConnector(Connector):
         self.bot_user_id: str | None = None
         self.team_id: str | None = None
         self.installer_user_id: str | None = None
+        self._ours = Ours()  # the workspace and app requests must come from (from auth.test)
         # Jobs whose posting started in this process and did not finish: the hub may try one again at once,
         # under the same lease, and that second try must look for what the first one posted.
         self._posting: dict[int, None] = {}
@@ -109,6 +113,7 @@ class SlackConnector(Connector):
         who = await self.transport.call("auth.test")
         self.bot_user_id = str(who.get("user_id") or "") or None
         self.team_id = str(who.get("team_id") or "") or None
+        self._ours = Ours.from_auth_test(who)
         # Every process on the hub's store paces this workspace's calls with the same rate cells.
         self.transport.limiter.share(self.context.store, self.team_id or "")
         if self.transport.has_user_token:
@@ -447,6 +452,8 @@ class SlackConnector(Connector):
             # An earlier attempt may have posted it and lost the answer: look before posting again.
             found = await self._find_notice(str(posting.get("channel") or notice_channel), key)
             if found is not None:
+                card_for = str((posting.get("card") or {}).get("conversation_id") or conversation.id)
+                await self._record_notice(str(posting.get("channel") or notice_channel), found, key, card_for)
                 await self._merge_link(
                     key,
                     {
@@ -479,9 +486,15 @@ class SlackConnector(Connector):
                     key, {"notice_posting": {"until": 0, "attempted": True, "channel": notice_channel, "card": card}}
                 )
             raise
+        await self._record_notice(notice_channel, posted, key, conversation.id)
         await self._merge_link(
             key, {"notice_ts": posted, "notice_channel": notice_channel, "card": card, "notice_posting": None}
         )
+
+    async def _record_notice(self, channel: str, ts: str, key: str, conversation_id: str) -> None:
+        """Remember which conversation the card at ``ts`` in ``channel`` is for: a Join click must match it."""
+        value = {"link": key, "conversation_id": conversation_id}
+        await self._put(Put(namespace=NOTICES, key=f"{channel}:{ts}", value=value))
 
     async def _merge_link(self, key: str, changes: Mapping[str, Any]) -> None:
         """Apply ``changes`` to the latest link (None removes a key), however often others write it meanwhile."""
@@ -795,12 +808,30 @@ class SlackConnector(Connector):
             return HttpResponse.json(200, {"challenge": inbound.challenge})
         if self._context is None:
             return HttpResponse.text(503, "the hub is not running")
+        refused = self._refuse_foreign(inbound)
+        if refused is not None:
+            return refused
         if isinstance(inbound, _inbound.EventCallback):
             return await self._accept_event(inbound, body)
         if isinstance(inbound, _inbound.SlashCommand):
             return await self._slash_command(inbound)
         if isinstance(inbound, _inbound.BlockActions):
             return await self._block_actions(inbound)
+        return _OK
+
+    def _refuse_foreign(self, inbound: _inbound.Inbound) -> HttpResponse | None:
+        """The answer to a request of another workspace or app: acknowledged, logged, nothing done. A 200, so
+        that Slack neither retries it nor counts it as a failed delivery of the app's (our) subscription."""
+        if not isinstance(inbound, _inbound.EventCallback | _inbound.SlashCommand | _inbound.BlockActions):
+            return None
+        reason = foreign(
+            self._ours, team_id=inbound.team_id, enterprise_id=inbound.enterprise_id, app_id=inbound.api_app_id
+        )
+        if reason is None:
+            return None
+        log.warning("refused a Slack request of %s", reason)
+        if isinstance(inbound, _inbound.SlashCommand):
+            return _ephemeral("This app does not serve this workspace, so nothing was done.")
         return _OK
 
     async def _accept_event(self, inbound: _inbound.EventCallback, body: bytes) -> HttpResponse:
@@ -837,6 +868,8 @@ class SlackConnector(Connector):
                     "text": "This channel is not linked to a customer conversation, so there is nothing to archive.",
                 },
             )
+        if not await self._may_act(command.user_id, str(ref["conversation_id"])):
+            return _ephemeral(_NOT_ALLOWED.format(what="archive this conversation"))
         job = NewJob(
             queue_key=f"slack:{command.channel_id}",
             connector=self.name,
@@ -852,6 +885,11 @@ class SlackConnector(Connector):
         jobs: list[NewJob] = []
         for action in actions.actions:
             if action.action_id == JOIN_ACTION_ID and action.value:
+                refusal = await self._join_refusal(actions, action.value)
+                if refusal is not None:
+                    if actions.channel_id:
+                        jobs.append(self._tell_job(actions.channel_id, actions.user_id, refusal))
+                    continue
                 jobs.append(
                     NewJob(
                         queue_key=f"slack:join:{action.value}",
@@ -865,6 +903,50 @@ class SlackConnector(Connector):
             await self.context.accept_inbound("slack", f"act:{stamp}", jobs)
         return _OK
 
+    async def _may_act(self, user_id: str, conversation_id: str) -> bool:
+        """Whether ``user_id`` may archive conversation ``conversation_id`` or run commands in it (see
+        :func:`._authz.may_act`); the user's email is looked up only for a conversation with an agent."""
+        links = self.config.agent_links
+        if may_act(user_id, agent_links=links):
+            return True
+        state = await self.context.conversation_state(conversation_id)
+        assigned = state.conversation.agent_id if state is not None else None
+        if assigned is None:
+            return False
+        try:
+            agent = await self._agent_for(user_id)
+        except NorbitError as exc:
+            log.info("could not look up Slack user %s: %s", user_id, exc)
+            agent = None
+        return may_act(
+            user_id, agent_links=links, user_agent_id=agent.id if agent else None, assigned_agent_id=assigned
+        )
+
+    async def _join_refusal(self, actions: _inbound.BlockActions, value: str) -> str | None:
+        """Why a Join click carrying ``value`` is refused (for the clicker), or None to go ahead."""
+        notice = None
+        if actions.channel_id and actions.message_ts:
+            notice, _ = await self._doc(NOTICES, f"{actions.channel_id}:{actions.message_ts}")
+        ref, _ = await self._doc(CONVERSATIONS, value)
+        link = (await self._doc(LINKS, str(ref["link"])))[0] if ref is not None else None
+        matches = card_matches(
+            value, channel_id=actions.channel_id, message_ts=actions.message_ts, notice=notice, link=link
+        )
+        if not matches:
+            log.warning("refused a Join click of %s: its value is not the conversation of that card", actions.user_id)
+            return "This Join button does not belong to this card, so nothing was done."
+        if not await self._may_act(actions.user_id, value):
+            return _NOT_ALLOWED.format(what="join this conversation")
+        return None
+
+    def _tell_job(self, channel: str, user_id: str, text: str) -> NewJob:
+        return NewJob(
+            queue_key=f"slack:{channel}",
+            connector=self.name,
+            kind="in.tell",
+            payload={"channel": channel, "user_id": user_id, "text": text},
+        )
+
     # -- inbound processing (in the hub's workers) -------------------------------------------------------
 
     async def _process(self, job: Job) -> Batch | None:
@@ -876,6 +958,9 @@ class SlackConnector(Connector):
             return await self._on_archive_command(str(payload["channel"]))
         if job.kind == "in.join":
             await self._on_join(str(payload["conversation_id"]), str(payload["user_id"]))
+            return None
+        if job.kind == "in.tell":
+            await self._tell_in(str(payload["channel"]), str(payload["user_id"]), str(payload["text"]))
             return None
         raise UsageError(f"the Slack connector has no job kind {job.kind!r}")
 
@@ -1065,8 +1150,11 @@ class SlackConnector(Connector):
     async def _tell(self, link: Mapping[str, Any], user_id: str, text: str) -> None:
         """An ephemeral note to one user under the notice card."""
         channel = link.get("notice_channel")
-        if not channel:
-            return
+        if channel:
+            await self._tell_in(str(channel), user_id, text)
+
+    async def _tell_in(self, channel: str, user_id: str, text: str) -> None:
+        """An ephemeral note to one user in ``channel``."""
         try:
             await self.transport.call("chat.postEphemeral", channel=channel, user=user_id, text=text)
         except RemoteError as exc:
@@ -1102,6 +1190,13 @@ def _archived_change(channel: str) -> Callable[[dict[str, Any] | None], dict[str
         return {**link, "archived": True, "open": []}
 
     return change
+
+
+_NOT_ALLOWED = "Only the agents linked to this app, and the conversation's assigned agent, can {what}."
+
+
+def _ephemeral(text: str) -> HttpResponse:
+    return HttpResponse.json(200, {"response_type": "ephemeral", "text": text})
 
 
 def _ours(metadata_event_type: str | None) -> bool:

@@ -675,6 +675,8 @@ class Workspace:
         }
         if identity.kind == "bot":
             out["bot_id"] = self.bot_id
+            out["app_id"] = self.app_id
+            out["app_name"] = self.bot_name
         return out
 
     # ---------------------------------------------------------------- conversations
