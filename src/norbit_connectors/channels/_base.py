@@ -15,6 +15,7 @@ from .._connector import Connector, HttpResponse, Role
 from .._events import DeliverReply, HubEvent
 from .._models import Attachment, Conversation, Message, converter
 from .._redact import protect
+from .._urls import UnsafeUrl
 from ..exceptions import ConfigurationError, UsageError
 from ..store import Batch, Job, NewJob, Put
 from ._http import HttpClient, require_httpx
@@ -117,15 +118,23 @@ class ChannelConnector(Connector, abc.ABC):
         payload = job.payload
         conversation = await self._enrich(converter.structure(payload["conversation"], Conversation))
         attachments: list[Attachment] = []
+        notes: list[str] = []
         for raw in payload.get("media") or ():
             media = converter.structure(raw, MediaRef)
             content = None
-            if media.size is None or media.size <= self.max_file_bytes:
-                content = await self._fetch(media)
+            try:
+                if media.size is None or media.size <= self.max_file_bytes:
+                    content = await self._fetch(media)
+            except UnsafeUrl as refused:
+                # The message still goes through, saying what could not be fetched.
+                log.warning("%s: file %r not fetched: %s", self.name, media.name, refused.reason)
+                notes.append(f"[{media_label(media)}: not fetched, unsafe URL]")
+                continue
             if content is None:
                 log.info("%s: file %r not fetched (larger than %d bytes)", self.name, media.name, self.max_file_bytes)
             attachments.append(Attachment(name=media.name, content=content, content_type=media.content_type))
-        message = Message(id=str(payload["message_id"]), text=str(payload["text"]), attachments=tuple(attachments))
+        text = "\n".join(part for part in (str(payload["text"]), *notes) if part)
+        message = Message(id=str(payload["message_id"]), text=text, attachments=tuple(attachments))
         puts: list[Put] = []
         namespace = self._window_namespace()
         if namespace is not None:
@@ -241,3 +250,9 @@ def shown_id(value: Any) -> str:
     """An id from a webhook as it may appear in a log line: at most 40 characters, quoted unless alphanumeric."""
     text = str(value)[:40]
     return text if text.isalnum() else repr(text)
+
+
+def media_label(media: MediaRef) -> str:
+    """What kind of file ``media`` is, in a word: "image", "video", "audio" or "file"."""
+    kind = (media.content_type or "").split("/", 1)[0].lower()
+    return kind if kind in ("image", "video", "audio") else "file"

@@ -7,12 +7,16 @@ import hashlib
 import hmac
 import importlib
 import json
+import socket
 import urllib.parse
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
+import anyio
+
 from .._connector import HttpResponse
+from .._urls import UnsafeUrl, address_allowed, judge_url
 from ..exceptions import ConfigurationError, InvalidRequest, TransportError
 
 if TYPE_CHECKING:
@@ -144,7 +148,7 @@ class HttpClient:
 
     def _shared(self) -> httpx.AsyncClient | None:
         if self._open and self._client is None:
-            self._client = require_httpx().AsyncClient(timeout=self.timeout, follow_redirects=True)
+            self._client = require_httpx().AsyncClient(timeout=self.timeout, follow_redirects=False)
         return self._client
 
     async def request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
@@ -154,7 +158,7 @@ class HttpClient:
             shared = self._shared()
             if shared is not None:
                 return await shared.request(method, url, **kwargs)
-            async with httpx_module.AsyncClient(timeout=self.timeout, follow_redirects=True) as client:
+            async with httpx_module.AsyncClient(timeout=self.timeout, follow_redirects=False) as client:
                 response: httpx.Response = await client.request(method, url, **kwargs)
                 return response
         except httpx_module.HTTPError as exc:
@@ -162,15 +166,47 @@ class HttpClient:
                 f"{self.service}: the request failed ({type(exc).__name__})", service=self.service
             ) from None
 
+    async def fetch(
+        self,
+        url: str,
+        *,
+        limit: int,
+        trusted: Iterable[str],
+        token: str | None = None,
+        token_origins: Iterable[str] = (),
+    ) -> bytes | None:
+        """:meth:`download` a file a platform named by URL, if :func:`~norbit_connectors._urls.judge_url` allows it
+        and every address of its host is public; ``token`` goes with it (as a bearer token) only to a trusted origin
+        or one of ``token_origins``. Raises :class:`~norbit_connectors._urls.UnsafeUrl` for any other URL."""
+        verdict = judge_url(url, trusted=trusted, credentials_for=token_origins)
+        if not verdict.allowed:
+            raise UnsafeUrl(verdict.reason)
+        if verdict.resolve is not None:
+            await self._check_addresses(verdict.resolve, verdict.port or 443)
+        headers = {"Authorization": f"Bearer {token}"} if token and verdict.credentials else None
+        return await self.download(url, limit=limit, headers=headers)
+
+    async def _check_addresses(self, host: str, port: int) -> None:
+        try:
+            found = await anyio.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except (OSError, UnicodeError):
+            raise TransportError(f"{self.service}: the file's host cannot be resolved", service=self.service) from None
+        addresses = {str(sockaddr[0]) for *_, sockaddr in found}
+        if not addresses or not all(address_allowed(a) for a in addresses):
+            raise UnsafeUrl("a host with a private, loopback or otherwise local address")
+
     async def download(self, url: str, *, limit: int, headers: Mapping[str, str] | None = None) -> bytes | None:
-        """The body at ``url``, or None when it is larger than ``limit`` bytes. Raises for a non-2xx answer."""
+        """The body at ``url``, or None when it is larger than ``limit`` bytes. Raises for a non-2xx answer, and
+        :class:`~norbit_connectors._urls.UnsafeUrl` for a redirect (never followed)."""
         httpx_module = require_httpx()
         client = self._shared()
         own = client is None
         if client is None:
-            client = httpx_module.AsyncClient(timeout=self.timeout, follow_redirects=True)
+            client = httpx_module.AsyncClient(timeout=self.timeout, follow_redirects=False)
         try:
             async with client.stream("GET", url, headers=dict(headers or {})) as response:
+                if 300 <= response.status_code < 400:
+                    raise UnsafeUrl("a redirect (not followed)")
                 if response.status_code >= 400:
                     await response.aread()
                     return _raise_download(self.service, response.status_code)

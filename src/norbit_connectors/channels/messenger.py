@@ -21,6 +21,7 @@ from .._events import DeliverReply
 from .._models import Attachment, Conversation, Message, User, converter
 from ..exceptions import ConfigurationError, InvalidRequest, NotFound, PermissionDenied
 from ..store import Batch, Job, NewJob, Put
+from . import _render as render
 from ._base import (
     ChannelConnector,
     InboundMessage,
@@ -133,15 +134,57 @@ def parse_webhook(
                         )
                     )
                     continue
-                parsed = _customer_message(platform, sender, mid, message, event, source, department_id)
-                if parsed is not None:
-                    messages.append(parsed)
+                messages.append(_customer_message(platform, sender, mid, message, event, source, department_id))
             elif isinstance(postback, dict):
                 title = str_field(postback, "title") or str_field(postback, "payload")
                 mid = str_field(postback, "mid") or f"postback:{sender}:{int_field(event, 'timestamp') or 0}"
-                if title:
-                    messages.append(_inbound(platform, sender, mid, title, (), event, source, department_id))
+                text = title or render.label("button")
+                messages.append(_inbound(platform, sender, mid, text, (), event, source, department_id))
     return messages, echoes
+
+
+_FILE_KINDS = {"image": "image/jpeg", "video": "video/mp4", "audio": "audio/mpeg", "file": None}
+#: Meta's "like" sticker (the thumbs-up button), in its three sizes.
+_LIKE_STICKERS = frozenset({369239263222822, 369239343222814, 369239383222810})
+
+
+def render_message(message: Mapping[str, Any]) -> tuple[str, list[MediaRef]]:
+    """(text, files) of a Messenger or Instagram message for the agents: its text, its files, and a readable line
+    for what is not a file ("[sticker]", "[location] ...", "[link] ..."); unknown kinds "[unsupported message: x]".
+
+    Raises InvalidRequest when ``attachments`` holds something other than objects.
+    """
+    lines: list[str | None] = []
+    media: list[MediaRef] = []
+    sticker = message.get("sticker_id")
+    if sticker is not None:
+        liked = isinstance(sticker, int) and sticker in _LIKE_STICKERS
+        lines.append("[sticker 👍]" if liked else "[sticker]")
+    for index, attachment in enumerate(list_field(message, "attachments")):
+        if not isinstance(attachment, dict):
+            raise InvalidRequest("attachments[] items must be objects")
+        kind = str_field(attachment, "type") or "file"
+        payload = dict_field(attachment, "payload")
+        url = str_field(payload, "url")
+        if kind in _FILE_KINDS and url:
+            media.append(MediaRef(ref=url, name=f"{kind}-{index + 1}", content_type=_FILE_KINDS[kind]))
+        elif kind == "location":
+            coordinates = dict_field(payload, "coordinates")
+            lines.append(
+                render.location_line(coordinates.get("lat"), coordinates.get("long"), name=attachment.get("title"))
+            )
+        elif kind == "fallback":
+            lines.append(render.join_lines("[link]", str_field(attachment, "title"), str_field(attachment, "url")))
+        elif url:  # a shared post, a story mention, a reel: a link the agents can open
+            lines.append(render.join_lines(render.label(kind.replace("_", " ")), url))
+        else:
+            lines.append(render.unsupported(kind))
+    if message.get("is_unsupported") is True:
+        lines.append(render.unsupported())
+    text = render.join_lines(*lines, str_field(message, "text"))
+    if not text.strip() and not media:
+        text = render.unsupported(None if message.get("is_deleted") is not True else "deleted")
+    return text, media
 
 
 def _customer_message(
@@ -152,23 +195,8 @@ def _customer_message(
     event: Mapping[str, Any],
     source: str,
     department_id: str | None,
-) -> InboundMessage | None:
-    text = str_field(message, "text") or ""
-    media: list[MediaRef] = []
-    for index, attachment in enumerate(list_field(message, "attachments")):
-        if not isinstance(attachment, dict):
-            raise InvalidRequest("attachments[] items must be objects")
-        kind = str_field(attachment, "type") or "file"
-        payload = dict_field(attachment, "payload")
-        url = str_field(payload, "url")
-        if url:
-            content_type = {"image": "image/jpeg", "video": "video/mp4", "audio": "audio/mpeg"}.get(kind)
-            media.append(MediaRef(ref=url, name=f"{kind}-{index + 1}", content_type=content_type))
-        elif kind == "location":
-            coordinates = dict_field(payload, "coordinates")
-            text = text or f"Location: {coordinates.get('lat')}, {coordinates.get('long')}"
-    if not text and not media:
-        return None  # stickers without a URL, reactions
+) -> InboundMessage:
+    text, media = render_message(message)
     return _inbound(platform, sender, mid, text, tuple(media), event, source, department_id)
 
 
@@ -303,8 +331,8 @@ class MessengerConnector(ChannelConnector):
         return evolve(conversation, user=user)
 
     async def _fetch(self, media: MediaRef) -> bytes | None:
-        # Attachment URLs are public, short-lived CDN links: no token.
-        return await self.http.download(media.ref, limit=self.max_file_bytes)
+        # Attachment URLs are public, short-lived CDN links: no token, and only public https hosts.
+        return await self.http.fetch(media.ref, limit=self.max_file_bytes, trusted=[self._api])
 
     # -- outbound ----------------------------------------------------------------------------------------
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import mimetypes
+import urllib.parse
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -26,6 +27,7 @@ from ..exceptions import (
     RemoteError,
     TransportError,
 )
+from . import _render as render
 from ._base import (
     ChannelConnector,
     InboundMessage,
@@ -68,10 +70,146 @@ class TelegramConfig:
     max_file_bytes: int = 20 << 20  # the Bot API serves files up to 20 MB to bots
 
 
+#: Keys of a Message that say something about it rather than being its content.
+_ENVELOPE = frozenset(
+    [
+        "message_id",
+        "message_thread_id",
+        "from",
+        "sender_chat",
+        "sender_boost_count",
+        "sender_business_bot",
+        "date",
+        "business_connection_id",
+        "chat",
+        "forward_origin",
+        "is_topic_message",
+        "is_automatic_forward",
+        "reply_to_message",
+        "external_reply",
+        "quote",
+        "reply_to_story",
+        "via_bot",
+        "edit_date",
+        "has_protected_content",
+        "is_from_offline",
+        "media_group_id",
+        "author_signature",
+        "entities",
+        "caption_entities",
+        "link_preview_options",
+        "effect_id",
+        "show_caption_above_media",
+        "has_media_spoiler",
+        "reply_markup",
+        "paid_star_count",
+        "text",
+        "caption",
+    ]
+)
+
+
+def _file(message: Mapping[str, Any], key: str, name: str, content_type: str | None) -> MediaRef | None:
+    item = dict_field(message, key)
+    file_id = str_field(item, "file_id")
+    if not file_id:
+        return None
+    return MediaRef(
+        ref=file_id,
+        name=str_field(item, "file_name") or name,
+        content_type=str_field(item, "mime_type") or content_type,
+        size=int_field(item, "file_size"),
+    )
+
+
+def render_message(message: Mapping[str, Any], message_id: int) -> tuple[str, list[MediaRef]]:
+    """(text, files) of a Telegram message for the agents: its text or caption, its files, and a readable line for
+    every kind of content that is not text ("[voice message, 0:07]", "[location] ...", "[sticker 😀]")."""
+    text = str_field(message, "text") or str_field(message, "caption") or ""
+    media: list[MediaRef] = []
+    line: str | None = None
+    photos = [p for p in list_field(message, "photo") if isinstance(p, dict) and str_field(p, "file_id")]
+    if photos:
+        largest = max(photos, key=lambda p: (int_field(p, "file_size") or 0, (int_field(p, "width") or 0)))
+        media.append(
+            MediaRef(
+                ref=str(largest["file_id"]),
+                name=f"photo-{message_id}.jpg",
+                content_type="image/jpeg",
+                size=int_field(largest, "file_size"),
+            )
+        )
+    voice = dict_field(message, "voice")
+    audio = dict_field(message, "audio")
+    video = dict_field(message, "video")
+    note = dict_field(message, "video_note")
+    sticker = dict_field(message, "sticker")
+    animation = dict_field(message, "animation")
+    venue = dict_field(message, "venue")
+    location = dict_field(message, "location")
+    contact = dict_field(message, "contact")
+    poll = dict_field(message, "poll")
+    dice = dict_field(message, "dice")
+    if "voice" in message:
+        line = render.label("voice message", render.duration(voice.get("duration")))
+        media.append(_file(message, "voice", f"voice-{message_id}.ogg", "audio/ogg") or _missing)
+    elif "audio" in message:
+        who = " - ".join(t for t in (str_field(audio, "performer"), str_field(audio, "title")) if t)
+        line = render.label("audio", who, render.duration(audio.get("duration")))
+        media.append(_file(message, "audio", f"audio-{message_id}.mp3", "audio/mpeg") or _missing)
+    elif "video_note" in message:
+        line = render.label("video message", render.duration(note.get("duration")))
+        media.append(_file(message, "video_note", f"video-message-{message_id}.mp4", "video/mp4") or _missing)
+    elif "animation" in message:  # also sent as "document", for old clients: one file is enough
+        line = render.label("animation", render.duration(animation.get("duration")))
+        media.append(_file(message, "animation", f"animation-{message_id}.mp4", "video/mp4") or _missing)
+    elif "video" in message:
+        line = render.label("video", render.duration(video.get("duration")))
+        media.append(_file(message, "video", f"video-{message_id}.mp4", "video/mp4") or _missing)
+    elif "sticker" in message:
+        line = "[sticker" + (f" {str_field(sticker, 'emoji')}" if str_field(sticker, "emoji") else "") + "]"
+        if sticker.get("is_animated") is not True and sticker.get("is_video") is not True:
+            media.append(_file(message, "sticker", f"sticker-{message_id}.webp", "image/webp") or _missing)
+    elif "venue" in message:  # also sent as "location"
+        place = dict_field(venue, "location")
+        line = render.location_line(
+            place.get("latitude"),
+            place.get("longitude"),
+            kind="venue",
+            name=venue.get("title"),
+            address=venue.get("address"),
+        )
+    elif "location" in message:
+        live = "live location" if location.get("live_period") is not None else "location"
+        line = render.location_line(location.get("latitude"), location.get("longitude"), kind=live)
+    elif "contact" in message:
+        name = " ".join(t for t in (str_field(contact, "first_name"), str_field(contact, "last_name")) if t)
+        line = render.person_line(name, [contact.get("phone_number")])
+    elif "poll" in message:
+        options = [o.get("text") for o in list_field(poll, "options") if isinstance(o, dict)]
+        line = render.poll_line(poll.get("question"), options, kind="quiz" if poll.get("type") == "quiz" else "poll")
+    elif "dice" in message:
+        value = int_field(dice, "value")
+        shown = " ".join(str(x) for x in (str_field(dice, "emoji") or "🎲", value) if x is not None)
+        line = f"[dice {shown}]"
+    elif "document" in message:
+        media.append(_file(message, "document", f"document-{message_id}", None) or _missing)
+    elif not text and not photos:
+        line = render.unsupported(next((k for k in message if k not in _ENVELOPE), None))
+    files = [m for m in media if m is not _missing]
+    if not text.strip() and not files and line is None:
+        line = "[empty message]" if text else render.unsupported()
+    return render.join_lines(line, text), files
+
+
+_missing = MediaRef(ref="", name="")
+
+
 def parse_update(
     data: Mapping[str, Any], *, source: str = "telegram", department_id: str | None = None
 ) -> InboundMessage | None:
-    """The customer message in a Telegram update, None for updates that carry none (edits, joins, stickers...).
+    """The customer message in a Telegram update (every kind: a voice message or a sticker becomes a readable
+    line), None for updates that are not a customer's new message (edits, group chats, bots, callbacks).
 
     Raises InvalidRequest for an update that is not shaped like one.
     """
@@ -93,31 +231,7 @@ def parse_update(
     sender = dict_field(message, "from")
     if sender.get("is_bot") is True:
         return None
-    text = str_field(message, "text") or str_field(message, "caption") or ""
-    media: list[MediaRef] = []
-    photos = [p for p in list_field(message, "photo") if isinstance(p, dict) and str_field(p, "file_id")]
-    if photos:
-        largest = max(photos, key=lambda p: (int_field(p, "file_size") or 0, (int_field(p, "width") or 0)))
-        media.append(
-            MediaRef(
-                ref=str(largest["file_id"]),
-                name=f"photo-{message_id}.jpg",
-                content_type="image/jpeg",
-                size=int_field(largest, "file_size"),
-            )
-        )
-    document = dict_field(message, "document")
-    if str_field(document, "file_id"):
-        media.append(
-            MediaRef(
-                ref=str(document["file_id"]),
-                name=str_field(document, "file_name") or f"document-{message_id}",
-                content_type=str_field(document, "mime_type"),
-                size=int_field(document, "file_size"),
-            )
-        )
-    if not text and not media:
-        return None
+    text, media = render_message(message, message_id)
     user_id = int_field(sender, "id")
     first = str_field(sender, "first_name") or ""
     last = str_field(sender, "last_name") or ""
@@ -204,9 +318,8 @@ class TelegramConnector(ChannelConnector):
         size = info.get("file_size")
         if isinstance(size, int) and size > self.max_file_bytes:
             return None
-        return await self.http.download(
-            f"{self._api}/file/bot{self.config.bot_token}/{path}", limit=self.max_file_bytes
-        )
+        url = f"{self._api}/file/bot{self.config.bot_token}/{urllib.parse.quote(path)}"
+        return await self.http.fetch(url, limit=self.max_file_bytes, trusted=[self._api])
 
     # -- outbound ----------------------------------------------------------------------------------------
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
+import urllib.parse
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -20,6 +21,7 @@ from .._events import DeliverReply
 from .._models import Attachment, Conversation, User, converter
 from ..exceptions import ConfigurationError, InvalidRequest
 from ..store import Batch, Job, NewJob, Put
+from . import _render as render
 from ._base import (
     ChannelConnector,
     InboundMessage,
@@ -52,6 +54,8 @@ RE_ENGAGEMENT = 131047
 REENGAGE_JOB = "in.reengage"
 TEMPLATE_SENT = 1 << 30  # the progress mark of a reply answered with the template
 log = logging.getLogger("norbit_connectors.channels.whatsapp")
+#: Where WhatsApp's media URLs point (they need the access token); any other host gets the request without it.
+MEDIA_TOKEN_ORIGINS = ("https://lookaside.fbsbx.com",)
 _MEDIA_KINDS = ("image", "document", "audio", "video", "sticker")
 
 
@@ -190,6 +194,87 @@ def parse_failures(data: Mapping[str, Any], *, phone_number_id: str | None = Non
     return found
 
 
+def render_message(message: Mapping[str, Any]) -> tuple[str, list[MediaRef]]:
+    """(text, files) of a Cloud API message for the agents: every type becomes something readable (its text, its
+    file, or a line such as "[location] ..." or "[contact] Ann +49..."); unknown ones "[unsupported message: x]".
+
+    Raises InvalidRequest for a media message without a media id.
+    """
+    kind = str_field(message, "type") or "text"
+    inner = dict_field(message, kind)
+    media: list[MediaRef] = []
+    if kind == "text":
+        return str_field(inner, "body") or "", media
+    if kind in _MEDIA_KINDS:
+        media_id = str_field(inner, "id")
+        if not media_id:
+            raise InvalidRequest(f"a WhatsApp {kind} message needs {kind}.id")
+        mime = str_field(inner, "mime_type")
+        extension = (mime or "").split("/")[-1].split(";")[0].strip() or "bin"
+        name = str_field(inner, "filename") or f"{kind}-{media_id}.{extension}"
+        media.append(MediaRef(ref=media_id, name=name, content_type=mime))
+        line = None
+        if kind == "audio":
+            line = "[voice message]" if inner.get("voice") is True else "[audio]"
+        elif kind == "sticker":
+            line = "[animated sticker]" if inner.get("animated") is True else "[sticker]"
+        return render.join_lines(line, str_field(inner, "caption")), media
+    if kind == "button":
+        return str_field(inner, "text") or str_field(inner, "payload") or render.label("button"), media
+    if kind == "interactive":
+        reply = dict_field(inner, "button_reply") or dict_field(inner, "list_reply")
+        flow = dict_field(inner, "nfm_reply")
+        if reply:
+            return str_field(reply, "title") or str_field(reply, "id") or render.label("reply"), media
+        if flow:
+            return render.join_lines("[form reply]", str_field(flow, "body"), str_field(flow, "response_json")), media
+        return render.unsupported(f"interactive {str_field(inner, 'type') or ''}".strip()), media
+    if kind == "location":
+        line = render.location_line(
+            inner.get("latitude"), inner.get("longitude"), name=inner.get("name"), address=inner.get("address")
+        )
+        return render.join_lines(line, str_field(inner, "url")), media
+    if kind == "contacts":
+        lines = [_contact_line(c) for c in list_field(message, "contacts") if isinstance(c, dict)]
+        return render.join_lines(*lines) or "[contact]", media
+    if kind == "reaction":
+        emoji = str_field(inner, "emoji")
+        return (f"[reaction {emoji}]" if emoji else "[reaction removed]"), media
+    if kind == "order":
+        items = [_order_item(i) for i in list_field(inner, "product_items") if isinstance(i, dict)]
+        return render.join_lines(render.label("order", *items), str_field(inner, "text")), media
+    if kind == "system":
+        return render.join_lines("[system]", str_field(inner, "body")), media
+    if kind == "unsupported":
+        errors = [e for e in list_field(message, "errors") if isinstance(e, dict)]
+        details = dict_field(errors[0], "error_data") if errors else {}
+        reason = str_field(details, "details") or (str_field(errors[0], "title") if errors else None)
+        return render.unsupported(reason), media
+    return render.unsupported(kind), media
+
+
+def _contact_line(contact: Mapping[str, Any]) -> str:
+    name = dict_field(contact, "name")
+    shown = str_field(name, "formatted_name") or " ".join(
+        t for t in (str_field(name, "first_name"), str_field(name, "last_name")) if t
+    )
+    phones = [p.get("phone") or p.get("wa_id") for p in list_field(contact, "phones") if isinstance(p, dict)]
+    emails = [e.get("email") for e in list_field(contact, "emails") if isinstance(e, dict)]
+    return render.person_line(shown, phones, emails)
+
+
+def _order_item(item: Mapping[str, Any]) -> str:
+    quantity = item.get("quantity")
+    product = str_field(item, "product_retailer_id") or "item"
+    price = item.get("item_price")
+    currency = str_field(item, "currency") or ""
+    amount = ""
+    if isinstance(price, int | float | str) and not isinstance(price, bool):
+        amount = f" ({price} {currency})" if currency else f" ({price})"
+    count = f"{quantity} x " if isinstance(quantity, int | str) and not isinstance(quantity, bool) else ""
+    return f"{count}{product}{amount}"
+
+
 def _parse_message(
     message: Any, names: Mapping[str, str | None], source: str, department_id: str | None
 ) -> InboundMessage | None:
@@ -199,34 +284,9 @@ def _parse_message(
     message_id = str_field(message, "id")
     if not sender or not message_id:
         raise InvalidRequest("a WhatsApp message needs from and id")
-    kind = str_field(message, "type") or "text"
-    text = ""
-    media: list[MediaRef] = []
-    if kind == "text":
-        text = str_field(dict_field(message, "text"), "body") or ""
-    elif kind in _MEDIA_KINDS:
-        inner = dict_field(message, kind)
-        media_id = str_field(inner, "id")
-        if not media_id:
-            raise InvalidRequest(f"a WhatsApp {kind} message needs {kind}.id")
-        text = str_field(inner, "caption") or ""
-        mime = str_field(inner, "mime_type")
-        extension = (mime or "").split("/")[-1].split(";")[0] or "bin"
-        name = str_field(inner, "filename") or f"{kind}-{media_id}.{extension}"
-        media.append(MediaRef(ref=media_id, name=name, content_type=mime))
-    elif kind == "button":
-        text = str_field(dict_field(message, "button"), "text") or ""
-    elif kind == "interactive":
-        interactive = dict_field(message, "interactive")
-        reply = dict_field(interactive, "button_reply") or dict_field(interactive, "list_reply")
-        text = str_field(reply, "title") or ""
-    elif kind == "location":
-        location = dict_field(message, "location")
-        text = "Location: " + ", ".join(
-            str(location[k]) for k in ("name", "address", "latitude", "longitude") if k in location
-        )
-    if not text and not media:
-        return None  # reactions, unsupported types, system messages
+    text, media = render_message(message)
+    if not text.strip() and not media:
+        text = "[empty message]"
     timestamp = str_field(message, "timestamp")
     at = float(timestamp) if timestamp and timestamp.isdigit() else None
     user = User(id=f"whatsapp:{sender}", name=names.get(sender) or f"+{sender}", details={"phone": f"+{sender}"})
@@ -297,15 +357,20 @@ class WhatsAppConnector(ChannelConnector):
         return HttpResponse.text(200, "ok")
 
     async def _fetch(self, media: MediaRef) -> bytes | None:
-        info = await self.call("media", "GET", media.ref)
+        info = await self.call("media", "GET", urllib.parse.quote(media.ref, safe=""))
         url = info.get("url")
         size = info.get("file_size")
         if isinstance(size, int) and size > self.max_file_bytes:
             return None
         if not isinstance(url, str):
             raise GraphError("whatsapp media: no url in the answer", service=SERVICE, graph_code=None, subcode=None)
-        return await self.http.download(
-            url, limit=self.max_file_bytes, headers={"Authorization": f"Bearer {self.config.access_token}"}
+        # The token goes to the Graph API's own origin and to Meta's media host only.
+        return await self.http.fetch(
+            url,
+            limit=self.max_file_bytes,
+            trusted=[self._api],
+            token=self.config.access_token,
+            token_origins=[self._api, *MEDIA_TOKEN_ORIGINS],
         )
 
     # -- outbound ----------------------------------------------------------------------------------------

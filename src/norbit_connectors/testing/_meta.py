@@ -94,6 +94,7 @@ class _Media:
     content: bytes = attrs.field(repr=False)
     mime_type: str
     filename: str | None = None
+    url: str | None = None  # what the media endpoint names as its URL (None: its own download URL)
 
 
 @attrs.frozen(kw_only=True)
@@ -103,7 +104,131 @@ class _Template:
     body_parameters: int
 
 
-class MetaEmulator(LoopbackEmulator):
+class _MessageKinds:
+    """The customers' side for every kind of WhatsApp and Messenger message beyond text and pictures, with the
+    platforms' own webhook shapes (Cloud API ``messages[]`` types; Messenger ``message.attachments[]``)."""
+
+    def _wa_inbound(self, customer: WhatsAppCustomer, kind: str, fields: Mapping[str, Any]) -> Webhook:
+        raise NotImplementedError
+
+    def _messenger_inbound(self, user: MetaUser, message: Mapping[str, Any]) -> Webhook:
+        raise NotImplementedError
+
+    def _add_media(self, content: bytes, mime_type: str, filename: str | None, url: str | None = None) -> _Media:
+        raise NotImplementedError
+
+    # -- WhatsApp ----------------------------------------------------------------------------------------
+
+    def whatsapp_message(self, customer: WhatsAppCustomer, kind: str, fields: Mapping[str, Any]) -> Webhook:
+        """A message of any ``type`` with any ``fields`` (beside from, id, timestamp and type)."""
+        return self._wa_inbound(customer, kind, fields)
+
+    def whatsapp_file(
+        self,
+        customer: WhatsAppCustomer,
+        kind: Literal["image", "document", "audio", "video", "sticker"],
+        content: bytes,
+        *,
+        mime_type: str,
+        url: str | None = None,
+        **extra: Any,
+    ) -> Webhook:
+        """A media message of any kind (``voice=True`` for a voice message, ``animated=`` for a sticker, ...);
+        ``url``: what the media endpoint answers as the file's URL (by default its own download URL)."""
+        media = self._add_media(content, mime_type, extra.get("filename"), url)
+        inner = {"id": media.id, "mime_type": mime_type, "sha256": hashlib.sha256(content).hexdigest(), **extra}
+        return self._wa_inbound(customer, kind, {kind: inner})
+
+    def whatsapp_location(
+        self,
+        customer: WhatsAppCustomer,
+        latitude: float,
+        longitude: float,
+        *,
+        name: str | None = None,
+        address: str | None = None,
+    ) -> Webhook:
+        """A shared location (a place with ``name`` and ``address``)."""
+        location: dict[str, Any] = {"latitude": latitude, "longitude": longitude}
+        location.update({k: v for k, v in (("name", name), ("address", address)) if v is not None})
+        return self._wa_inbound(customer, "location", {"location": location})
+
+    def whatsapp_contacts(self, customer: WhatsAppCustomer, *contacts: tuple[str, str]) -> Webhook:
+        """Shared contacts, each (formatted name, phone number)."""
+        cards = []
+        for name, phone in contacts:
+            first, _, last = name.partition(" ")
+            card_name = {"formatted_name": name, "first_name": first, **({"last_name": last} if last else {})}
+            digits = "".join(c for c in phone if c.isdigit())
+            cards.append({"name": card_name, "phones": [{"phone": phone, "wa_id": digits, "type": "CELL"}]})
+        return self._wa_inbound(customer, "contacts", {"contacts": cards})
+
+    def whatsapp_reaction(self, customer: WhatsAppCustomer, message_id: str, emoji: str) -> Webhook:
+        """A reaction to a message (``emoji`` empty: the reaction was removed)."""
+        return self._wa_inbound(customer, "reaction", {"reaction": {"message_id": message_id, "emoji": emoji}})
+
+    def whatsapp_order(
+        self, customer: WhatsAppCustomer, items: list[tuple[str, int, float, str]], *, text: str | None = None
+    ) -> Webhook:
+        """An order from the catalog: (product retailer id, quantity, item price, currency) per item."""
+        order: dict[str, Any] = {
+            "catalog_id": "1928374650192837",
+            "product_items": [
+                {"product_retailer_id": p, "quantity": q, "item_price": price, "currency": c}
+                for p, q, price, c in items
+            ],
+        }
+        if text is not None:
+            order["text"] = text
+        return self._wa_inbound(customer, "order", {"order": order})
+
+    def whatsapp_unsupported(self, customer: WhatsAppCustomer) -> Webhook:
+        """A message of a type the Cloud API does not support (it sends type "unsupported" with an error)."""
+        error = {
+            "code": 131051,
+            "title": "Message type unknown",
+            "message": "Message type unknown",
+            "error_data": {"details": "Message type is currently not supported."},
+        }
+        return self._wa_inbound(customer, "unsupported", {"errors": [error]})
+
+    # -- Messenger ---------------------------------------------------------------------------------------
+
+    def messenger_message(self, user: MetaUser, message: Mapping[str, Any]) -> Webhook:
+        """A message with any fields (beside mid): ``text``, ``attachments``, ``sticker_id``, ``is_unsupported``."""
+        return self._messenger_inbound(user, message)
+
+    def messenger_attachment(self, user: MetaUser, kind: str, url: str) -> Webhook:
+        """An attachment of ``kind`` ("image", "video", "audio", "file", "share", ...) at ``url``."""
+        return self._messenger_inbound(user, {"attachments": [{"type": kind, "payload": {"url": url}}]})
+
+    def messenger_sticker(self, user: MetaUser, content: bytes, *, sticker_id: int = 369239263222822) -> Webhook:
+        """A sticker (by default Meta's thumbs-up "like"): an image attachment with its ``sticker_id``."""
+        media = self._add_media(content, "image/png", None)
+        payload = {"url": f"{self.root_url}/cdn/{media.id}", "sticker_id": sticker_id}
+        attachments = [{"type": "image", "payload": payload}]
+        return self._messenger_inbound(user, {"attachments": attachments, "sticker_id": sticker_id})
+
+    def messenger_location(self, user: MetaUser, latitude: float, longitude: float) -> Webhook:
+        """A shared location (Messenger's ``location`` attachment)."""
+        attachment = {
+            "type": "location",
+            "title": "Pinned Location",
+            "payload": {"coordinates": {"lat": latitude, "long": longitude}},
+        }
+        return self._messenger_inbound(user, {"attachments": [attachment]})
+
+    def messenger_fallback(self, user: MetaUser, title: str, url: str) -> Webhook:
+        """A shared link Messenger has no attachment type for (a ``fallback`` attachment)."""
+        attachment = {"type": "fallback", "payload": None, "title": title, "url": url}
+        return self._messenger_inbound(user, {"attachments": [attachment]})
+
+    @property
+    def root_url(self) -> str:
+        raise NotImplementedError
+
+
+class MetaEmulator(LoopbackEmulator, _MessageKinds):
     """A WhatsApp Business number and a Facebook page (with its Instagram account) on a local Graph API.
 
     ``base_url`` (``http://127.0.0.1:<port>/v21.0``) goes in ``WhatsAppConfig.base_url`` and
@@ -319,10 +444,14 @@ class MetaEmulator(LoopbackEmulator):
             "entry": [{"id": self._account(user), "time": int(self.now() * 1000), "messaging": [event]}],
         }
 
-    def _add_media(self, content: bytes, mime_type: str, filename: str | None) -> _Media:
+    def _add_media(self, content: bytes, mime_type: str, filename: str | None, url: str | None = None) -> _Media:
         with self._lock:
             media = _Media(
-                id=str(9000000000000000 + next(self._ids)), content=content, mime_type=mime_type, filename=filename
+                id=str(9000000000000000 + next(self._ids)),
+                content=content,
+                mime_type=mime_type,
+                filename=filename,
+                url=url,
             )
             self._media[media.id] = media
             return media
@@ -352,6 +481,9 @@ class MetaEmulator(LoopbackEmulator):
         try:
             if len(parts) == 2 and parts[0] == "cdn" and request.method == "GET":
                 return self._cdn(parts[1])
+            if parts == ["redirect"] and request.method == "GET":  # a CDN that answers with a redirect
+                location = request.query.get("to", "")
+                return Response(status=302, body=b"", content_type="text/plain", headers={"Location": location})
             if not parts or parts[0] != self.version:
                 raise _GraphError(400, 2500, "Unknown path components", kind="OAuthException")
             rest = parts[1:]
@@ -457,7 +589,7 @@ class MetaEmulator(LoopbackEmulator):
             200,
             {
                 "messaging_product": "whatsapp",
-                "url": f"{self.base_url}/media-download/{media.id}",
+                "url": media.url or f"{self.base_url}/media-download/{media.id}",
                 "mime_type": media.mime_type,
                 "sha256": hashlib.sha256(media.content).hexdigest(),
                 "file_size": len(media.content),

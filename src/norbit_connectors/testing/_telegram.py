@@ -72,7 +72,146 @@ class _Failure(Exception):
         self.retry_after = retry_after
 
 
-class TelegramEmulator(LoopbackEmulator):
+class _MessageKinds:
+    """The customer's side for every kind of Telegram message beyond text, photos and documents, each with the Bot
+    API's own fields (``Voice``, ``Audio``, ``Video``, ``VideoNote``, ``Animation``, ``Sticker``, ``Location``,
+    ``Venue``, ``Contact``, ``Poll``, ``Dice``)."""
+
+    def _message_update(self, customer: TelegramCustomer, fields: Mapping[str, Any]) -> Webhook:
+        raise NotImplementedError
+
+    def _store_file(self, content: bytes, folder: str, extension: str) -> _File:
+        raise NotImplementedError
+
+    def send_message(self, customer: TelegramCustomer, fields: Mapping[str, Any]) -> Webhook:
+        """The customer sends a message with any ``fields`` (beside message_id, from, chat and date)."""
+        return self._message_update(customer, fields)
+
+    def _file_fields(self, content: bytes, folder: str, extension: str, **extra: Any) -> dict[str, Any]:
+        stored = self._store_file(content, folder, extension)
+        return {"file_id": stored.file_id, "file_unique_id": stored.unique_id, "file_size": len(content), **extra}
+
+    def send_voice(
+        self, customer: TelegramCustomer, content: bytes, *, duration: int, caption: str | None = None
+    ) -> Webhook:
+        """A voice message (OGG/Opus), ``duration`` seconds long."""
+        voice = self._file_fields(content, "voice", "oga", duration=duration, mime_type="audio/ogg")
+        return self._message_update(customer, {"voice": voice, **({"caption": caption} if caption else {})})
+
+    def send_audio(
+        self,
+        customer: TelegramCustomer,
+        content: bytes,
+        *,
+        duration: int,
+        performer: str | None = None,
+        title: str | None = None,
+        file_name: str = "track.mp3",
+    ) -> Webhook:
+        """A music file."""
+        extra = {k: v for k, v in (("performer", performer), ("title", title)) if v is not None}
+        audio = self._file_fields(
+            content, "music", "mp3", duration=duration, file_name=file_name, mime_type="audio/mpeg", **extra
+        )
+        return self._message_update(customer, {"audio": audio})
+
+    def send_video(
+        self, customer: TelegramCustomer, content: bytes, *, duration: int, caption: str | None = None
+    ) -> Webhook:
+        """A video file."""
+        video = self._file_fields(
+            content, "videos", "mp4", duration=duration, width=640, height=360, mime_type="video/mp4"
+        )
+        return self._message_update(customer, {"video": video, **({"caption": caption} if caption else {})})
+
+    def send_video_note(self, customer: TelegramCustomer, content: bytes, *, duration: int) -> Webhook:
+        """A round video message."""
+        note = self._file_fields(content, "video_notes", "mp4", duration=duration, length=240)
+        return self._message_update(customer, {"video_note": note})
+
+    def send_animation(self, customer: TelegramCustomer, content: bytes, *, duration: int = 3) -> Webhook:
+        """A GIF (as Telegram sends them: an MP4 in ``animation``, the same file again in ``document``)."""
+        animation = self._file_fields(
+            content,
+            "animations",
+            "mp4",
+            duration=duration,
+            width=320,
+            height=240,
+            file_name="animation.gif.mp4",
+            mime_type="video/mp4",
+        )
+        document = {k: animation[k] for k in ("file_id", "file_unique_id", "file_size", "file_name", "mime_type")}
+        return self._message_update(customer, {"animation": animation, "document": document})
+
+    def send_sticker(
+        self, customer: TelegramCustomer, content: bytes, *, emoji: str | None = "😀", animated: bool = False
+    ) -> Webhook:
+        """A sticker: a WEBP image, or (``animated``) a TGS animation."""
+        sticker = self._file_fields(
+            content,
+            "stickers",
+            "tgs" if animated else "webp",
+            width=512,
+            height=512,
+            set_name="NorbitStickers",
+            is_animated=animated,
+            is_video=False,
+            type="regular",
+            **({"emoji": emoji} if emoji else {}),
+        )
+        return self._message_update(customer, {"sticker": sticker})
+
+    def send_location(
+        self, customer: TelegramCustomer, latitude: float, longitude: float, *, live_period: int | None = None
+    ) -> Webhook:
+        """A location (a live one with ``live_period``)."""
+        location: dict[str, Any] = {"latitude": latitude, "longitude": longitude}
+        if live_period is not None:
+            location.update(live_period=live_period, horizontal_accuracy=15.0)
+        return self._message_update(customer, {"location": location})
+
+    def send_venue(
+        self, customer: TelegramCustomer, latitude: float, longitude: float, *, title: str, address: str
+    ) -> Webhook:
+        """A venue (Telegram sends its location in ``location`` too)."""
+        location = {"latitude": latitude, "longitude": longitude}
+        venue = {"location": location, "title": title, "address": address}
+        return self._message_update(customer, {"venue": venue, "location": location})
+
+    def send_contact(
+        self, customer: TelegramCustomer, phone_number: str, first_name: str, *, last_name: str | None = None
+    ) -> Webhook:
+        """A shared contact."""
+        contact = {"phone_number": phone_number, "first_name": first_name}
+        if last_name is not None:
+            contact["last_name"] = last_name
+        return self._message_update(customer, {"contact": contact})
+
+    def send_poll(
+        self, customer: TelegramCustomer, question: str, options: list[str], *, quiz: bool = False
+    ) -> Webhook:
+        """A poll (or a quiz) the customer created in the chat."""
+        poll = {
+            "id": str(5000000000000000000 + len(question)),
+            "question": question,
+            "options": [{"text": option, "voter_count": 0} for option in options],
+            "total_voter_count": 0,
+            "is_closed": False,
+            "is_anonymous": True,
+            "type": "quiz" if quiz else "regular",
+            "allows_multiple_answers": False,
+        }
+        if quiz:
+            poll["correct_option_id"] = 0
+        return self._message_update(customer, {"poll": poll})
+
+    def send_dice(self, customer: TelegramCustomer, *, emoji: str = "🎲", value: int = 4) -> Webhook:
+        """An animated emoji with a random value (a die, darts, a basketball...)."""
+        return self._message_update(customer, {"dice": {"emoji": emoji, "value": value}})
+
+
+class TelegramEmulator(LoopbackEmulator, _MessageKinds):
     """A bot on a local Telegram. ``base_url`` goes in ``TelegramConfig.base_url``; ``bot_token`` and
     ``secret_token`` too."""
 

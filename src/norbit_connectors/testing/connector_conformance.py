@@ -28,6 +28,7 @@ import uuid
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
+import anyio
 import pytest
 
 from .._connector import Connector, HttpResponse
@@ -88,6 +89,12 @@ class ConformancePeer(abc.ABC):
     @abc.abstractmethod
     def received_texts(self) -> list[str]:
         """The texts the connector sent to the customer, oldest first."""
+
+    @abc.abstractmethod
+    def message_kinds(self) -> Mapping[str, Webhook]:
+        """A correctly signed delivery of one new customer message of every kind the platform has (text, picture,
+        voice, sticker, location, contact, ...: the more the better, and one of a kind it does not know), by name.
+        Each must reach the agents as something readable."""
 
 
 class AgentDesk(Connector):
@@ -193,6 +200,27 @@ class ConnectorConformance:
         assert desk.received == []
 
     @pytest.mark.anyio
+    async def test_every_message_kind_becomes_a_customer_message(
+        self, hub: Hub, connector: Connector, desk: AgentDesk, peer: ConformancePeer
+    ) -> None:
+        kinds = peer.message_kinds()
+        assert len(kinds) >= 2, "message_kinds() must offer more than text"
+        async with hub:
+            for name, delivery in kinds.items():
+                before = len(desk.received)
+                response = await delivery.deliver(connector.handle_http)
+                assert 200 <= response.status < 300, (name, response.status)
+                with anyio.fail_after(30):
+                    await hub.wait_idle()
+                arrived = desk.received[before:]
+                # Accepted with a 2xx: exactly one customer message, with something the agents can read.
+                assert len(arrived) == 1, f"{name}: {len(arrived)} customer messages"
+                message = arrived[0].message
+                assert message.text.strip() or message.attachments, f"{name}: an empty message"
+                assert arrived[0].conversation.id == peer.conversation_id, name
+            assert await hub.dead_letters() == []
+
+    @pytest.mark.anyio
     async def test_duplicate_delivery_makes_one_message(
         self, hub: Hub, connector: Connector, desk: AgentDesk, peer: ConformancePeer
     ) -> None:
@@ -249,6 +277,29 @@ class TelegramPeer(ConformancePeer):
     def received_texts(self) -> list[str]:
         return [m.text or "" for m in self.emulator.sent_to(self.customer) if m.kind == "text"]
 
+    def message_kinds(self) -> Mapping[str, Webhook]:
+        emu, who = self.emulator, self.customer
+        return {
+            "text": emu.send_text(who, "hello"),
+            "photo": emu.send_photo(who, b"\xff\xd8 photo"),
+            "document": emu.send_document(who, b"%PDF", file_name="a.pdf", mime_type="application/pdf"),
+            "voice": emu.send_voice(who, b"OggS voice", duration=7),
+            "audio": emu.send_audio(who, b"ID3 audio", duration=185, performer="Band", title="Song"),
+            "video": emu.send_video(who, b"video", duration=12),
+            "video_note": emu.send_video_note(who, b"note", duration=5),
+            "animation": emu.send_animation(who, b"gif"),
+            "sticker": emu.send_sticker(who, b"RIFF webp", emoji="😀"),
+            "animated sticker": emu.send_sticker(who, b"tgs", emoji=None, animated=True),
+            "location": emu.send_location(who, 52.52, 13.405),
+            "live location": emu.send_location(who, 52.52, 13.405, live_period=900),
+            "venue": emu.send_venue(who, 52.5163, 13.3777, title="Brandenburger Tor", address="Pariser Platz"),
+            "contact": emu.send_contact(who, "+49 30 1234567", "Ann", last_name="Smith"),
+            "poll": emu.send_poll(who, "Which day?", ["Monday", "Tuesday"]),
+            "dice": emu.send_dice(who),
+            "unknown": emu.send_message(who, {"game": {"title": "A game"}}),
+            "nothing": emu.send_message(who, {}),
+        }
+
 
 def _wrong_tg(delivery: Webhook) -> dict[str, str]:
     return {"X-Telegram-Bot-Api-Secret-Token": "wrong-" + uuid.uuid4().hex}
@@ -275,6 +326,30 @@ class WhatsAppPeer(ConformancePeer):
     def received_texts(self) -> list[str]:
         return [m.text or "" for m in self.emulator.sent_to(self.customer) if m.type == "text"]
 
+    def message_kinds(self) -> Mapping[str, Webhook]:
+        emu, who = self.emulator, self.customer
+        return {
+            "text": emu.whatsapp_text(who, "hello"),
+            "image": emu.whatsapp_media(who, b"\xff\xd8 photo"),
+            "document": emu.whatsapp_file(who, "document", b"%PDF", mime_type="application/pdf", filename="a.pdf"),
+            "voice": emu.whatsapp_file(who, "audio", b"OggS", mime_type="audio/ogg; codecs=opus", voice=True),
+            "audio": emu.whatsapp_file(who, "audio", b"ID3", mime_type="audio/mpeg"),
+            "video": emu.whatsapp_file(who, "video", b"mp4", mime_type="video/mp4", caption="look"),
+            "sticker": emu.whatsapp_file(who, "sticker", b"RIFF", mime_type="image/webp", animated=False),
+            "location": emu.whatsapp_location(who, 52.52, 13.405, name="Office", address="Main St 1"),
+            "contacts": emu.whatsapp_contacts(who, ("Ann Smith", "+49 30 1234567"), ("Bob", "+1 555 0100")),
+            "reaction": emu.whatsapp_reaction(who, "wamid.HBgLNDQ3OTAwMDAwMDAxFQIAERgSQ0FGRTAw", "👍"),
+            "order": emu.whatsapp_order(who, [("SKU-1", 2, 12.5, "EUR")], text="for Friday"),
+            "button": emu.whatsapp_message(who, "button", {"button": {"text": "Yes", "payload": "yes"}}),
+            "interactive": emu.whatsapp_message(
+                who,
+                "interactive",
+                {"interactive": {"type": "list_reply", "list_reply": {"id": "1", "title": "Option 1"}}},
+            ),
+            "unsupported": emu.whatsapp_unsupported(who),
+            "unknown": emu.whatsapp_message(who, "hologram", {"hologram": {"id": "1"}}),
+        }
+
 
 class MessengerPeer(ConformancePeer):
     def __init__(self, emulator: MetaEmulator, user: MetaUser | None = None) -> None:
@@ -296,3 +371,18 @@ class MessengerPeer(ConformancePeer):
 
     def received_texts(self) -> list[str]:
         return [m.text or "" for m in self.emulator.sent_to(self.user) if m.type == "text"]
+
+    def message_kinds(self) -> Mapping[str, Webhook]:
+        emu, who = self.emulator, self.user
+        cdn = f"{emu.root_url}/cdn/missing"
+        return {
+            "text": emu.messenger_text(who, "hello"),
+            "image": emu.messenger_image(who, b"\xff\xd8 photo"),
+            "sticker": emu.messenger_sticker(who, b"\x89PNG like"),
+            "location": emu.messenger_location(who, 52.52, 13.405),
+            "fallback": emu.messenger_fallback(who, "A shared page", "https://example.com/page"),
+            "share": emu.messenger_message(who, {"attachments": [{"type": "share", "payload": {"url": cdn}}]}),
+            "unknown attachment": emu.messenger_message(who, {"attachments": [{"type": "hologram", "payload": {}}]}),
+            "unsupported": emu.messenger_message(who, {"is_unsupported": True}),
+            "nothing": emu.messenger_message(who, {}),
+        }
