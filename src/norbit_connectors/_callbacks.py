@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import functools
 import inspect
-import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -16,9 +15,8 @@ import anyio
 
 from .exceptions import ConfigurationError
 
-__all__ = ["is_async_callable", "report", "require_async"]
+__all__ = ["REPORT_SECONDS", "ReportFailed", "is_async_callable", "report", "require_async"]
 
-log = logging.getLogger("norbit_connectors.hub")
 T = TypeVar("T")
 
 #: Longest time a report-only callback (on_dead_letter) is given.
@@ -57,13 +55,17 @@ def require_async(name: str, value: object) -> None:
     )
 
 
-async def report(name: str, callback: Callable[[T], Awaitable[object]], value: T, *, about: str) -> None:
-    """Call a report-only callback once: shielded (a stopping hub still reports), at most :data:`REPORT_SECONDS`,
-    and never raising: a failure is logged, not retried, and the hub carries on."""
+class ReportFailed(Exception):
+    """A report-only callback raised, or did not return in time: the report is made again later."""
+
+
+async def report(name: str, callback: Callable[[T], Awaitable[object]], value: T) -> None:
+    """Call a report-only callback, giving it at most :data:`REPORT_SECONDS`. Whatever it raises, and running
+    out of time, comes out as :class:`ReportFailed` (which retrying may cure, whatever the callback raised)."""
     try:
-        with anyio.move_on_after(REPORT_SECONDS, shield=True) as scope:
+        with anyio.move_on_after(REPORT_SECONDS) as scope:
             await callback(value)
-        if scope.cancelled_caught:
-            log.error("%s for %s did not return within %.0fs", name, about, REPORT_SECONDS)
-    except Exception:
-        log.exception("%s raised for %s", name, about)
+    except Exception as exc:
+        raise ReportFailed(f"{name} raised {type(exc).__name__}: {exc}") from exc
+    if scope.cancelled_caught:
+        raise ReportFailed(f"{name} did not return within {REPORT_SECONDS:g}s")

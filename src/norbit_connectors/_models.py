@@ -191,7 +191,9 @@ class DeadLetter:
 
     ``id`` (also ``job_id``) names it for :meth:`Hub.retry_dead_letter`; ``connector`` and ``kind`` say what the
     job was; ``conversation_id`` is its conversation, when it has one; ``attempts`` counts its tries;
-    ``parked_at`` is when it was parked (Unix seconds; None when the store did not record it).
+    ``parked_at`` is when it was parked (Unix seconds), as the store records it in the parked job's
+    ``not_before``; a job parked by a store that did not record it (before this field existed) shows the time
+    its last attempt was due instead. None only for a ``DeadLetter`` built without it.
     """
 
     id: int

@@ -113,6 +113,8 @@ class _HubJobs:
     ROUTE = "route"
     ASSIGNED = "assigned"
     OFFLINE = "offline"
+    #: Tell the host (on_dead_letter) of a parked job: written in the same transaction as the park.
+    DEAD_LETTER = "dead_letter"
 
 
 def _state_from(doc_value: Any) -> ConversationState:
@@ -406,7 +408,8 @@ class Hub:
         return _state_from(doc.value) if doc is not None else None
 
     async def dead_letters(self) -> list[DeadLetter]:
-        """Jobs parked because they cannot succeed as they are, oldest first."""
+        """Jobs parked because they cannot succeed as they are, oldest first. Each one's ``parked_at`` is the
+        stored ``not_before`` of the parked job: the time it was parked (see :class:`DeadLetter`)."""
         parked = await self.store.dead_letters()
         return [
             _dead_letter(job, reason=job.last_error or "", attempts=job.attempts, parked_at=job.not_before)
@@ -617,7 +620,12 @@ class Hub:
             if self.on_agent_delete is not None:
                 await self.on_agent_delete(str(payload["conversation_id"]), str(payload["message_id"]))
             return None
-        raise UsageError(f"the hub has no job kind {job.kind!r}")
+        if job.kind == _HubJobs.DEAD_LETTER:
+            if self.on_dead_letter is not None:
+                await report("on_dead_letter", self.on_dead_letter, converter.structure(payload["letter"], DeadLetter))
+            return None
+        # Written by another version of the hub, or damaged: retrying cannot help.
+        raise _Unprocessable(f"the hub has no job kind {job.kind!r}")
 
     async def _job_agent_reply(self, payload: Mapping[str, Any]) -> Batch | None:
         reply = converter.structure(payload["reply"], AgentReply)
@@ -970,17 +978,26 @@ class Hub:
             await store.retry_job(job.id, self._owner, not_before=self._clock(), error="conflict", now=self._clock())
 
     async def _park(self, job: Job, reason: str) -> None:
-        """Park ``job`` as a dead letter, then tell the host (once: only the hub that parked it does)."""
+        """Park ``job`` as a dead letter and, in the same write, queue the job that tells the host of it
+        (on_dead_letter): a crash in between cannot lose the report, and only the hub that parked it queues one."""
         reason = clean_reason(reason)
         now = self._clock()
-        if not await self.store.dead_letter_job(job.id, self._owner, reason=reason, now=now):
-            return  # the lease was lost: whoever holds the job now decides what becomes of it
-        log.error("job %s (%s/%s) parked as a dead letter: %s", job.id, job.connector, job.kind, reason)
+        if job.connector == HUB and job.kind == _HubJobs.DEAD_LETTER:
+            # A report that failed every attempt is not reported in turn: the job it was about stays parked.
+            if await self.store.finish_job(job.id, self._owner, now=now):
+                letter = job.payload.get("letter")
+                about = letter.get("id") if isinstance(letter, Mapping) else None
+                log.error("on_dead_letter for job %s failed every attempt; report dropped: %s", about, reason)
+            return
+        batch = None
         if self.on_dead_letter is not None:
             letter = _dead_letter(job, reason=reason, attempts=job.attempts + 1, parked_at=now)
-            await report(
-                "on_dead_letter", self.on_dead_letter, letter, about=f"job {job.id} ({job.connector}/{job.kind})"
-            )
+            batch = Batch(jobs=[_report_job(letter)])
+        if not await self.store.dead_letter_job(job.id, self._owner, reason=reason, now=now, batch=batch):
+            return  # the lease was lost: whoever holds the job now decides what becomes of it
+        log.error("job %s (%s/%s) parked as a dead letter: %s", job.id, job.connector, job.kind, reason)
+        if batch is not None:
+            self._wake_up()
 
     async def _failed(self, job: Job, exc: Exception) -> None:
         attempts = job.attempts + 1
@@ -1072,6 +1089,16 @@ def _dead_letter(job: Job, *, reason: str, attempts: int, parked_at: float | Non
         reason=reason,
         attempts=attempts,
         parked_at=parked_at,
+    )
+
+
+def _report_job(letter: DeadLetter) -> NewJob:
+    # A queue of its own: a host whose on_dead_letter fails holds up nothing else.
+    return NewJob(
+        queue_key=f"{HUB}:dead_letter:{letter.id}",
+        connector=HUB,
+        kind=_HubJobs.DEAD_LETTER,
+        payload={"letter": converter.unstructure(letter)},
     )
 
 

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import functools
-import logging
 from collections.abc import Awaitable
-from pathlib import Path
 from typing import Any
 
 import anyio
@@ -23,7 +21,7 @@ from norbit_connectors import (
 from norbit_connectors._events import HubEvent
 from norbit_connectors._redact import protect
 from norbit_connectors.hub import Hub
-from norbit_connectors.store import Job, SQLiteStore
+from norbit_connectors.store import Job
 
 from ._recording import RecordingConnector
 
@@ -210,24 +208,6 @@ async def test_on_dead_letter_is_called_once_when_the_attempts_run_out() -> None
     assert [(d.attempts, d.reason) for d in letters.letters] == [(3, "RuntimeError: always broken")]
 
 
-async def test_a_failing_on_dead_letter_is_logged_not_retried_and_the_hub_goes_on(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    rec = Refusing()
-    letters = Letters(fail=True)
-    with caplog.at_level(logging.ERROR, logger="norbit_connectors.hub"):
-        async with Hub(connectors=[rec], on_dead_letter=letters) as hub:
-            await hub.customer_message(conv(), Message(id="m1", text="refuse me"))
-            await hub.wait_idle()
-            await anyio.sleep(0.1)
-            await hub.customer_message(conv(), Message(id="m2", text="still here"))
-            await hub.wait_idle()
-            assert len(await hub.dead_letters()) == 1
-    assert len(letters.letters) == 1
-    assert rec.texts() == ["still here"]
-    assert any("on_dead_letter" in r.getMessage() for r in caplog.records)
-
-
 async def test_dead_letter_reasons_carry_no_secrets() -> None:
     rec = Refusing(error=RuntimeError("POST https://api.telegram.org/bot123456:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw/x"))
     rec2 = OtherRefusing(error=RuntimeError("Authorization: Bearer xoxb-1234-5678-abcdefghijkl refused"))
@@ -244,21 +224,3 @@ async def test_dead_letter_reasons_carry_no_secrets() -> None:
     for letter in [*letters.letters, *parked]:
         assert not any(secret in letter.reason for secret in secrets)
         assert "***" in letter.reason
-
-
-async def test_several_hubs_on_one_store_call_on_dead_letter_once_per_parked_job(tmp_path: Path) -> None:
-    path = tmp_path / "hub.sqlite3"
-    letters = [Letters(), Letters(), Letters()]
-    hubs = [
-        Hub(store=SQLiteStore(path), connectors=[Refusing()], on_dead_letter=cb, poll_interval=0.01) for cb in letters
-    ]
-    async with hubs[0], hubs[1], hubs[2]:
-        for i in range(30):
-            await hubs[i % 3].customer_message(conv(f"c{i}"), Message(id="m", text="refuse"))
-        for hub in hubs:
-            await hub.wait_idle()
-        await anyio.sleep(0.1)
-        parked = await hubs[0].dead_letters()
-    called = [d for cb in letters for d in cb.letters]
-    assert len(parked) == 30
-    assert sorted(d.id for d in called) == sorted(d.id for d in parked)
