@@ -4,6 +4,7 @@ hub) and resumable outbound deliveries."""
 from __future__ import annotations
 
 import abc
+import hashlib
 import logging
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
@@ -16,7 +17,14 @@ from .._events import DeliverReply, HubEvent
 from .._models import Attachment, Conversation, Message, converter
 from .._redact import protect
 from .._urls import UnsafeUrl
-from ..exceptions import ConfigurationError, UsageError
+from .._validate import (
+    MAX_DETAIL_KEY_LENGTH,
+    MAX_DETAIL_VALUE_LENGTH,
+    MAX_DETAILS,
+    MAX_NAME_LENGTH,
+    id_problem,
+)
+from ..exceptions import ConfigurationError, InvalidRequest, UsageError
 from ..store import Batch, Job, NewJob, Put
 from ._http import HttpClient, require_httpx
 
@@ -92,7 +100,8 @@ class ChannelConnector(Connector, abc.ABC):
     async def _accept(self, messages: Sequence[InboundMessage]) -> int:
         """Accept each message once (by its event id); returns how many were new."""
         accepted = 0
-        for item in messages:
+        for given in messages:
+            item = bounded(given)
             payload = {
                 "conversation": converter.unstructure(item.conversation),
                 "message_id": item.message_id,
@@ -256,3 +265,34 @@ def media_label(media: MediaRef) -> str:
     """What kind of file ``media`` is, in a word: "image", "video", "audio" or "file"."""
     kind = (media.content_type or "").split("/", 1)[0].lower()
     return kind if kind in ("image", "video", "audio") else "file"
+
+
+def _short_id(value: str) -> str:
+    """``value`` when it is a usable id, else a stable digest of it (so that duplicates still match)."""
+    if id_problem(value) is None:
+        return value
+    return "sha256:" + hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def bounded(item: InboundMessage) -> InboundMessage:
+    """``item`` within the hub's bounds: an overlong message or delivery id becomes a digest of itself, an overlong
+    name or detail is cut; a conversation or user id out of bounds (replies are addressed by it) is refused with
+    InvalidRequest (400)."""
+    conversation = item.conversation
+    user = conversation.user
+    for field_name, value in (("conversation id", conversation.id), ("user id", user.id)):
+        problem = id_problem(value)
+        if problem is not None:
+            raise InvalidRequest(f"the {field_name} {problem}")
+    details = {
+        k[:MAX_DETAIL_KEY_LENGTH]: v[:MAX_DETAIL_VALUE_LENGTH] for k, v in list(user.details.items())[:MAX_DETAILS]
+    }
+    if len(user.name) > MAX_NAME_LENGTH or details != user.details:
+        user = attrs.evolve(user, name=user.name[:MAX_NAME_LENGTH], details=details)
+        conversation = attrs.evolve(conversation, user=user)
+    return attrs.evolve(
+        item,
+        event_id=_short_id(item.event_id),
+        message_id=_short_id(item.message_id),
+        conversation=conversation,
+    )

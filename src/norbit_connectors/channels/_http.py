@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import importlib
 import json
+import re
 import socket
 import urllib.parse
 from collections.abc import Iterable, Mapping
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "HttpClient",
+    "clean_strings",
     "header",
     "json_depth",
     "json_object",
@@ -77,7 +79,28 @@ def json_object(body: bytes) -> dict[str, Any]:
         raise InvalidRequest("the body is not a JSON object")
     if json_depth(data) > MAX_JSON_DEPTH:
         raise InvalidRequest(f"the JSON body is nested deeper than {MAX_JSON_DEPTH} levels")
+    if _MAYBE_UNSTORABLE.search(body):
+        cleaned: dict[str, Any] = clean_strings(data)
+        return cleaned
     return data
+
+
+# A lone surrogate or a control character can only reach a decoded string through a \u escape, or (DEL and the
+# C1 controls) as raw UTF-8: bodies with neither are returned as parsed.
+_MAYBE_UNSTORABLE = re.compile(rb"\\u(?:[dD][89a-fA-F]|00[0-1]|007[fF]|00[89])|\x7f|\xc2[\x80-\x9f]")
+_UNSTORABLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def clean_strings(value: Any) -> Any:
+    """``value`` (decoded JSON, at most :data:`MAX_JSON_DEPTH` deep) with every lone surrogate and control
+    character other than tab and line breaks, in keys and values, replaced by U+FFFD: no store can keep them."""
+    if isinstance(value, str):
+        return _UNSTORABLE.sub("\ufffd", value)
+    if isinstance(value, list):
+        return [clean_strings(item) for item in value]
+    if isinstance(value, dict):
+        return {clean_strings(k): clean_strings(v) for k, v in value.items()}
+    return value
 
 
 def json_depth(value: Any) -> int:
