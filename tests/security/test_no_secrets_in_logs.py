@@ -152,6 +152,10 @@ async def test_whatsapp_round_trip_logs_no_secret(workspace: Workspace, captured
             await workspace.agent_answers(slack, conversation_id, "answer", files=[("a.png", b"\x89PNG", "image/png")])
             await hub.wait_idle()
             assert await hub.dead_letters() == []
+            wrong = WhatsAppConnector(whatsapp_config(meta, access_token="EAAG-not-the-token-at-all"))
+            with pytest.raises(NorbitError) as failed:
+                await wrong.call("messages", "POST", f"{meta.phone_number_id}/messages", json={})
+            errors = [str(failed.value), repr(failed.value), "".join(traceback.format_exception(failed.value))]
         assert [m.type for m in meta.sent_to(maria)] == ["text", "image"]
         secrets = [
             meta.access_token,
@@ -159,8 +163,9 @@ async def test_whatsapp_round_trip_logs_no_secret(workspace: Workspace, captured
             meta.verify_token,
             workspace.emu.bot_token,
             workspace.emu.signing_secret,
+            "EAAG-not-the-token-at-all",
         ]
-        assert_clean(captured, secrets, *reprs(config, whatsapp, slack, slack.config, hub))
+        assert_clean(captured, secrets, *errors, *reprs(config, whatsapp, wrong, slack, slack.config, hub))
 
 
 async def test_messenger_round_trip_logs_no_secret(workspace: Workspace, captured: Everything) -> None:
