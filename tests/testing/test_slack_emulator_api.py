@@ -42,11 +42,22 @@ def test_auth_test_identifies_bot_and_user(emu: SlackEmulator, bot: WebClient, u
     assert me["user_id"] == emu.bot_user_id
     assert me["team_id"] == emu.team_id
     assert me["bot_id"] == emu.bot_id
+    assert me["app_id"] == emu.app_id  # a bot token's answer names its app, as Slack's does
     assert_shaped_like(me.data, "api/auth.test.json")
     assert user.auth_test()["user_id"] == emu.installer_user_id
     assert emu.bot_token.startswith("xoxb-")
     assert emu.user_token.startswith("xoxp-")
     assert emu.base_url.endswith("/api/")
+
+
+def test_redirect_url_answers_a_redirect(emu: SlackEmulator) -> None:
+    url = emu.redirect_url("http://127.0.0.1:9/elsewhere")
+    assert url.startswith(emu.base_url[: -len("api/")])
+    opener = urllib.request.OpenerDirector()
+    opener.add_handler(urllib.request.HTTPHandler())
+    with opener.open(url) as response:  # no redirect handler: the answer as it came
+        assert response.status == 302
+        assert response.headers["Location"] == "http://127.0.0.1:9/elsewhere"
 
 
 def test_missing_and_invalid_tokens(emu: SlackEmulator) -> None:
