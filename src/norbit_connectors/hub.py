@@ -27,7 +27,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 from attrs import evolve
 
 from . import _redact, _validate
-from ._callbacks import report, require_async
+from ._callbacks import Callback, report, require_async
 from ._connector import Connector, ConversationState, HubContext
 from ._events import (
     AgentMessage,
@@ -127,6 +127,15 @@ class Hub:
 
     Use it as ``async with hub:``; the host calls are made inside that block.
     """
+
+    # The host's callbacks, checked whenever one is set (see Hub(...)'s parameters of the same names).
+    on_agent_reply = Callback[OnAgentReply]()
+    on_archive = Callback[OnArchive]()
+    on_agent_edit = Callback[OnAgentEdit]()
+    on_agent_delete = Callback[OnAgentDelete]()
+    on_assigned = Callback[OnAssigned]()
+    on_offline = Callback[OnOffline]()
+    on_dead_letter = Callback[OnDeadLetter]()
 
     def __init__(
         self,

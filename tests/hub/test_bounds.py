@@ -10,9 +10,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from norbit_connectors import UsageError
-from norbit_connectors._callbacks import is_async_callable
+from norbit_connectors import Conversation, UsageError, User
+from norbit_connectors._callbacks import _MAX_DEPTH, is_async_callable
 from norbit_connectors._groups import lone_exception
+from norbit_connectors._models import to_id
 from norbit_connectors._reasons import MAX_REASON_LENGTH, clean_reason
 from norbit_connectors._validate import (
     MAX_DETAIL_VALUE_LENGTH,
@@ -23,9 +24,8 @@ from norbit_connectors._validate import (
     id_problem,
     text_problem,
 )
-
-#: The Join button's value limit (Block Kit) and what the ids may take of a message's metadata.
-JOIN_VALUE_LIMIT = 2000
+from norbit_connectors.slack._blocks import JOIN_ACTION_ID, NOTICE_BLOCK_ID, notice_blocks
+from norbit_connectors.slack._connector import METADATA_EVENT_TYPE
 
 CONTROL = [chr(c) for c in [*range(0x00, 0x20), *range(0x7F, 0xA0)]]
 SURROGATES = st.integers(0xD800, 0xDFFF).map(chr)
@@ -33,15 +33,43 @@ good_chars = st.characters(blacklist_categories=("Cc", "Cs"))
 good_ids = st.text(good_chars, min_size=1, max_size=MAX_ID_LENGTH)
 
 
-@given(good_ids)
-def test_ids_within_bounds_pass_and_fit_every_store_and_slack(value: str) -> None:
-    assert id_problem(value) is None
+#: Any text at all, lone surrogates and control characters included, short and long.
+any_text = st.text(st.characters(blacklist_categories=()), max_size=MAX_ID_LENGTH + 40)
+
+
+def _join_value(conversation_id: str) -> object:
+    blocks = notice_blocks(
+        conversation_id=conversation_id,
+        user_name="Zoë",
+        user_fields=[],
+        first_message="hello",
+        channel_id="C0123456789",
+        channel_name="zoe",
+        team_id="T0123456789",
+        department_name=None,
+    )
+    (actions,) = [b for b in blocks if b.get("block_id") == NOTICE_BLOCK_ID]
+    (join,) = [e for e in actions["elements"] if e.get("action_id") == JOIN_ACTION_ID]
+    return join["value"]
+
+
+@given(st.one_of(good_ids, any_text))
+def test_every_id_accepted_fits_every_store_and_slack(value: str) -> None:
+    # Whatever id_problem lets through, the stores and Slack can carry; what it refuses, check_id refuses.
+    if id_problem(value) is not None:
+        with pytest.raises(UsageError):
+            check_id(value, "Conversation.id")
+        return
     assert check_id(value, "Conversation.id") == value
     encoded = value.encode("utf-8")  # no lone surrogate: every UTF-8 database can store it
     assert b"\x00" not in encoded  # PostgreSQL text cannot hold NUL
-    assert len(value) <= JOIN_VALUE_LIMIT
+    # The notice card's Join button carries the id whole (the builder refuses what Block Kit would not take).
+    assert _join_value(value) == value
     # Two ids (conversation and message) in Slack metadata, JSON-escaped as the client sends them.
-    metadata = {"event_type": "norbit", "event_payload": {"conversation_id": value, "message_id": value, "part": 99}}
+    metadata = {
+        "event_type": METADATA_EVENT_TYPE,
+        "event_payload": {"conversation_id": value, "message_id": value, "part": 99},
+    }
     assert len(json.dumps(metadata)) <= 3 * 1024
     assert len(json.dumps(metadata, ensure_ascii=False).encode()) <= 1200
 
@@ -54,6 +82,34 @@ def test_integer_ids_pass_as_their_decimal_text(value: int) -> None:
     else:
         with pytest.raises(UsageError, match=f"agent_id must be at most {MAX_ID_LENGTH} characters"):
             check_id(value, "agent_id")
+
+
+class Renamed(int):
+    """An int that prints as something else: its id is still its value in decimal."""
+
+    def __str__(self) -> str:
+        return "not-the-value"
+
+    def __repr__(self) -> str:
+        return "Renamed()"
+
+    def __format__(self, spec: str) -> str:
+        return "formatted"
+
+
+@given(st.integers(-(10**40), 10**40))
+def test_an_int_subclass_is_keyed_by_its_value(value: int) -> None:
+    assert to_id(Renamed(value)) == to_id(value) == str(value)
+    assert check_id(Renamed(value), "conversation_id") == str(value)
+    assert Conversation(id=Renamed(value), user=User(id=Renamed(value), name="Z")) == Conversation(
+        id=value, user=User(id=value, name="Z")
+    )
+
+
+@pytest.mark.parametrize("value", [10**5000, -(10**5000), Renamed(10**5000)], ids=["huge", "negative", "subclass"])
+def test_an_int_too_long_to_print_is_a_usage_error(value: int) -> None:
+    with pytest.raises(UsageError, match=f"^conversation_id must be at most {MAX_ID_LENGTH} characters"):
+        check_id(value, "conversation_id")
 
 
 @given(st.text(good_chars, max_size=60), st.sampled_from(CONTROL) | SURROGATES, st.text(good_chars, max_size=60))
@@ -160,12 +216,32 @@ def _plain(*args: object) -> None:
     return None
 
 
-@given(st.integers(0, 20), st.booleans())
-def test_partials_nest_without_changing_the_answer(depth: int, is_async: bool) -> None:
-    value: object = _coroutine if is_async else _plain
-    for _ in range(depth):
-        value = functools.partial(value, 1)  # type: ignore[call-overload]
-    assert is_async_callable(value) is is_async
+def _hops(depth: int, end: object) -> object:
+    """An object whose class's __call__ is an object whose class's __call__ is ... ``end``: ``depth`` hops."""
+    value = end
+    for i in range(depth):
+        value = type(f"Hop{i}", (), {"__call__": value})()
+    return value
+
+
+@given(st.integers(0, _MAX_DEPTH - 2), st.booleans(), st.booleans())
+def test_chains_of_partials_and_calls_keep_the_answer(depth: int, is_async: bool, partials: bool) -> None:
+    end: object = _coroutine if is_async else _plain
+    if partials:
+        # CPython flattens a partial of a partial: only a class's __call__ makes a hop.
+        end = functools.partial(end, 1)  # type: ignore[call-overload]
+    assert is_async_callable(_hops(depth, end)) is is_async
+
+
+def test_a_chain_too_long_or_a_cycle_is_refused_without_hanging() -> None:
+    assert is_async_callable(_hops(_MAX_DEPTH - 1, _coroutine))
+    assert not is_async_callable(_hops(_MAX_DEPTH, _coroutine))
+
+    class Cycle:
+        pass
+
+    Cycle.__call__ = Cycle()  # type: ignore[assignment,method-assign]
+    assert not is_async_callable(Cycle())
 
 
 def test_lone_exception_takes_off_one_layer_only() -> None:

@@ -64,6 +64,28 @@ class SyncCallable:
         return None
 
 
+class PartialCall:
+    """An object whose class's __call__ is a partial of an async function."""
+
+    __call__ = functools.partial(coroutine, 1)
+
+
+class PartialMethodCall:
+    """An object whose class's __call__ is a partialmethod of an async method."""
+
+    async def _call(self, *args: object) -> None:
+        return None
+
+    __call__ = functools.partialmethod(_call, 1)
+
+
+class SyncPartial(functools.partial[Any]):
+    """A partial whose own __call__ is plain: it runs instead of the async function it wraps."""
+
+    def __call__(self, /, *args: Any, **keywords: Any) -> None:
+        return None
+
+
 def _returns_coroutine(*args: object) -> Awaitable[None]:
     return coroutine(*args)
 
@@ -76,6 +98,7 @@ REFUSED: list[tuple[str, Any]] = [
     ("partial of a sync function", functools.partial(plain, 1)),
     ("sync __call__", SyncCallable()),
     ("class", AsyncCallable),
+    ("partial subclass with a plain __call__", SyncPartial(coroutine, 1)),
     ("not callable", "deliver"),
     ("coroutine object", None),
 ]
@@ -88,6 +111,8 @@ ACCEPTED: list[tuple[str, Any]] = [
     ("partial of a bound async method", functools.partial(Host().method, 1)),
     ("async __call__", AsyncCallable()),
     ("partial of an async __call__", functools.partial(AsyncCallable(), 1)),
+    ("__call__ a partial of an async function", PartialCall()),
+    ("__call__ a partialmethod of an async method", PartialMethodCall()),
 ]
 
 
@@ -112,6 +137,18 @@ def test_a_callback_that_is_not_a_coroutine_function_is_refused_naming_the_param
 def test_coroutine_functions_in_every_form_are_accepted(name: str, what: str, value: Any) -> None:
     hub = Hub(**{name: value})
     assert getattr(hub, name) is value
+
+
+@pytest.mark.parametrize("name", CALLBACKS)
+def test_a_callback_set_after_hub_is_checked_too(name: str) -> None:
+    hub = Hub()
+    with pytest.raises(ConfigurationError, match=f"{name}=.*async def"):
+        setattr(hub, name, plain)
+    assert getattr(hub, name) is None
+    setattr(hub, name, coroutine)
+    assert getattr(hub, name) is coroutine
+    setattr(hub, name, None)
+    assert getattr(hub, name) is None
 
 
 def test_none_leaves_a_callback_unset() -> None:
