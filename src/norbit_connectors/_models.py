@@ -32,11 +32,14 @@ __all__ = [
 
 
 def to_id(value: str | int) -> str:
-    """An id as text: a ``str`` as it is, an ``int`` (a database key) in decimal. Anything else is a TypeError."""
+    """An id as text: a ``str`` as it is, an ``int`` (a database key) in decimal. Anything else is a TypeError;
+    an int of more digits than Python prints (:func:`sys.get_int_max_str_digits`) a ValueError.
+
+    An int subclass is keyed by its value, whatever its ``__str__`` says."""
     if isinstance(value, str):
-        return value
+        return str.__str__(value)
     if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
+        return int.__repr__(value)
     raise TypeError(f"an id must be a str or an int, not {type(value).__name__}")
 
 

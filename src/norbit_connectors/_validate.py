@@ -114,6 +114,8 @@ def check_id(value: object, field: str) -> str:
         text = to_id(value)  # type: ignore[arg-type]
     except TypeError:
         raise UsageError(f"{field} must be a str or an int, not {type(value).__name__}") from None
+    except ValueError:  # an int of more digits than Python will print: far beyond the limit
+        raise UsageError(f"{field} must be at most {MAX_ID_LENGTH} characters (it has thousands)") from None
     _raise(field, id_problem(text))
     return text
 

@@ -20,6 +20,7 @@ from norbit_connectors._models import converter
 from norbit_connectors.hub import Hub
 from norbit_connectors.routing import Routing
 from norbit_connectors.slack import SlackConfig, SlackConnector, SlackLimiter
+from norbit_connectors.slack._blocks import JOIN_ACTION_ID
 from norbit_connectors.store import MemoryStore
 from norbit_connectors.testing._slack_emulator import SlackEmulator
 
@@ -204,6 +205,10 @@ async def test_the_other_calls_bound_their_ids_too() -> None:
             await hub.claim("c\x00", "a1")
         with pytest.raises(UsageError, match=r"agent_id.*128"):
             await hub.set_agent_online(LONG, True)
+        with pytest.raises(UsageError, match=r"^conversation_id must be at most 128"):
+            await hub.archive(10**5000)  # more digits than Python prints
+        with pytest.raises(UsageError, match=r"^agent_id must be at most 128"):
+            await hub.claim("c1", -(10**5000))
         with pytest.raises(UsageError, match=r"conversation_id.*surrogate"):
             await hub.assignment("\udfff")
         with pytest.raises(UsageError, match=r"Agent\.id.*128"):
@@ -239,4 +244,19 @@ async def test_the_longest_ids_allowed_reach_slack_in_the_card_and_the_metadata(
         await hub.customer_message(conversation, Message(id=longest, text="Hello?"))
         await hub.wait_idle()
         assert await hub.dead_letters() == []
-        assert await slack.channel_for(longest) is not None
+        channel = await slack.channel_for(longest)
+    assert channel is not None
+    # The notice card in the main channel: its Join button carries the conversation id whole.
+    (notice,) = [m for m in emulator.messages(main) if m.get("blocks")]
+    joins = [
+        element
+        for block in notice["blocks"]
+        if block.get("type") == "actions"
+        for element in block["elements"]
+        if element.get("action_id") == JOIN_ACTION_ID
+    ]
+    assert [j["value"] for j in joins] == [longest]
+    # The customer's message in the conversation's channel: its metadata names the conversation and the message.
+    (relayed,) = [m for m in emulator.messages(channel) if m.get("text") == "Hello?"]
+    payload = relayed["metadata"]["event_payload"]
+    assert (payload["conversation_id"], payload["message_id"]) == (longest, longest)
