@@ -399,7 +399,8 @@ class Hub:
         await self._commit_planned(conversation_id, plan)
 
     async def wait_idle(self) -> None:
-        """Return once all accepted work, in both directions, has been processed (or dead-lettered)."""
+        """Return once all accepted work, in both directions, has been processed (or dead-lettered, and the
+        dead letter reported to on_dead_letter)."""
         self._require_running()
         while True:
             changed = self._changed
@@ -409,7 +410,8 @@ class Hub:
                 await changed.wait()
 
     async def conversation(self, conversation_id: str | int) -> ConversationState | None:
-        """What the hub remembers of a conversation (status, takeover), or None."""
+        """What the hub remembers of a conversation (status, takeover), or None when it has no record of it.
+        An id out of bounds (see :mod:`._validate`) raises UsageError."""
         return await self._state_of(_validate.check_id(conversation_id, "conversation_id"))
 
     async def _state_of(self, conversation_id: str) -> ConversationState | None:
