@@ -632,11 +632,21 @@ class Hub:
                 await self.on_agent_delete(str(payload["conversation_id"]), str(payload["message_id"]))
             return None
         if job.kind == _HubJobs.DEAD_LETTER:
-            if self.on_dead_letter is not None:
-                await report("on_dead_letter", self.on_dead_letter, converter.structure(payload["letter"], DeadLetter))
+            await self._job_report(payload)
             return None
         # Written by another version of the hub, or damaged: retrying cannot help.
         raise _Unprocessable(f"the hub has no job kind {job.kind!r}")
+
+    async def _job_report(self, payload: Mapping[str, Any]) -> None:
+        try:
+            letter = converter.structure(payload["letter"], DeadLetter)
+        except Exception as exc:
+            raise _Unprocessable(f"the dead letter to report cannot be read ({type(exc).__name__})") from None
+        if self.on_dead_letter is None:
+            # Queued by a hub with on_dead_letter on a store this one shares: give every hub the same callbacks.
+            log.warning("job %s parked as a dead letter: this hub has no on_dead_letter to report it", letter.id)
+            return
+        await report("on_dead_letter", self.on_dead_letter, letter)
 
     async def _job_agent_reply(self, payload: Mapping[str, Any]) -> Batch | None:
         reply = converter.structure(payload["reply"], AgentReply)

@@ -231,3 +231,16 @@ async def test_a_job_whose_lease_was_lost_is_neither_parked_nor_reported_here() 
         assert await hub.dead_letters() == []
     assert store.parks == [False]
     assert letters.letters == []
+
+
+async def test_a_damaged_report_is_dropped_at_once_and_reports_nothing(caplog: pytest.LogCaptureFixture) -> None:
+    store = MemoryStore()
+    await _enqueue(store, NewJob(queue_key="hub:x", connector="hub", kind="dead_letter", payload={"letter": {}}))
+    letters = Letters()
+    with caplog.at_level(logging.ERROR, logger="norbit_connectors.hub"):
+        async with Hub(store=store, on_dead_letter=letters, max_attempts=5, retry_base=0.001) as hub:
+            await hub.wait_idle()
+            assert await hub.dead_letters() == []
+    assert letters.letters == []
+    assert [r.getMessage() for r in caplog.records if "dropped" in r.getMessage()] != []
+    assert not [r for r in caplog.records if "raised (attempt" in r.getMessage()]
