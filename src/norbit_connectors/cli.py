@@ -2,7 +2,7 @@
 
 norbit-connectors manifest [--name NAME] [--request-url URL] [--socket-mode] [--json]
 norbit-connectors doctor [--request-url URL]
-norbit-connectors sandbox [--port 0] [--data PATH] [--no-open]
+norbit-connectors sandbox [--port 0] [--data PATH] [--no-open] [--allow-host NAME[:PORT] ...]
 """
 
 from __future__ import annotations
@@ -50,6 +50,14 @@ def _parser() -> argparse.ArgumentParser:
     sandbox.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (0: any free port)")
     sandbox.add_argument("--data", default="norbit-sandbox.sqlite3", help="the SQLite file (kept across runs)")
     sandbox.add_argument("--no-open", action="store_true", help="do not open a browser")
+    sandbox.add_argument(
+        "--allow-host",
+        action="append",
+        default=[],
+        metavar="NAME[:PORT]",
+        help="also answer requests addressed to this name (a reverse proxy, a forwarded or mapped port); "
+        "repeatable, and added to NORBIT_SANDBOX_ALLOWED_HOSTS (names separated by commas)",
+    )
     return parser
 
 
@@ -69,7 +77,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "sandbox":
             from .sandbox import run_sandbox
 
-            return run_sandbox(port=args.port, data=args.data, open_browser=not args.no_open, environ=os.environ)
+            return run_sandbox(
+                port=args.port,
+                data=args.data,
+                open_browser=not args.no_open,
+                environ=os.environ,
+                allowed_hosts=args.allow_host,
+            )
     except ConfigurationError as exc:
         sys.stderr.write(f"norbit-connectors: {exc}\n")
         return 2

@@ -267,20 +267,26 @@ def test_customer_key_is_a_stable_slug(name: str) -> None:
 
 
 def test_command_line_serves_until_ctrl_c(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SLACK_") and "proxy" not in k.lower()}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "norbit_connectors.cli", "sandbox", "--no-open", "--data", str(tmp_path / "s.db")],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "NORBIT_")) and "proxy" not in k.lower()}
+    env["NORBIT_SANDBOX_ALLOWED_HOSTS"] = "proxy.example, other.example:8443"
+    command = [sys.executable, "-m", "norbit_connectors.cli", "sandbox", "--no-open", "--data", str(tmp_path / "s.db")]
+    command += ["--allow-host", "Sandbox.Example", "--allow-host", "localhost:9000"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
         assert process.stdout is not None
         first = process.stdout.readline()
         url = first.split(" on ", 1)[1].split()[0]
         assert url.startswith("http://127.0.0.1:")
+        assert process.stdout.readline() == (
+            "Also answering as: sandbox.example, localhost:9000, proxy.example, other.example:8443\n"
+        )
         assert httpx.get(url + "api/state", timeout=30).json()["mode"] == "emulator"
+        # Behind a reverse proxy or a mapped port: the names allowed on the command line and in the environment.
+        for host in ("sandbox.example", "localhost:9000", "proxy.example", "other.example:8443"):
+            answer = httpx.get(url + "api/state", headers={"Host": host}, timeout=30)
+            assert answer.status_code == 200 and answer.json()["mode"] == "emulator", host
+        for host in ("evil.example", "localhost:9001", "other.example"):
+            assert httpx.get(url + "api/state", headers={"Host": host}, timeout=30).status_code == 403, host
         process.send_signal(signal.SIGINT)
         out, err = process.communicate(timeout=60)
     finally:
@@ -289,6 +295,21 @@ def test_command_line_serves_until_ctrl_c(tmp_path: Path) -> None:
             process.wait()
     assert process.returncode == 0, err
     assert "Stopping" in out and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("flags", "variable"),
+    [(["--allow-host", "a b.example"], ""), (["--allow-host", "x.example:0"], ""), ([], "ok.example, http://x/")],
+)
+def test_a_bad_allowed_host_is_a_clear_error(tmp_path: Path, flags: list[str], variable: str) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "NORBIT_")) and "proxy" not in k.lower()}
+    env["NORBIT_SANDBOX_ALLOWED_HOSTS"] = variable
+    data = tmp_path / "never.sqlite3"
+    command = [sys.executable, "-m", "norbit_connectors.cli", "sandbox", "--no-open", "--data", str(data), *flags]
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=60)
+    assert done.returncode == 2, (done.stdout, done.stderr)
+    assert "NAME[:PORT]" in done.stderr and "Traceback" not in done.stderr and len(done.stderr) < 300
+    assert not data.exists() and done.stdout == ""
 
 
 @given(st.text(max_size=200))

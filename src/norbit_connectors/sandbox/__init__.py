@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import sys
 import webbrowser
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from ..exceptions import ConfigurationError
 from ._app import SEED_AGENTS, SEED_DEPARTMENTS, SandboxApp, SandboxError
+from ._hosts import parse_allowed_host, parse_allowed_hosts
 from ._server import SandboxServer, slack_config_from_env
 
 __all__ = [
+    "ALLOWED_HOSTS_ENV",
     "SEED_AGENTS",
     "SEED_DEPARTMENTS",
     "SandboxApp",
@@ -20,16 +23,30 @@ __all__ = [
     "slack_config_from_env",
 ]
 
+ALLOWED_HOSTS_ENV = "NORBIT_SANDBOX_ALLOWED_HOSTS"
+
 
 def run_sandbox(
-    *, port: int = 0, data: str = "norbit-sandbox.sqlite3", open_browser: bool = True, environ: Mapping[str, str]
+    *,
+    port: int = 0,
+    data: str = "norbit-sandbox.sqlite3",
+    open_browser: bool = True,
+    environ: Mapping[str, str],
+    allowed_hosts: Sequence[str] = (),
 ) -> int:
-    """Serve the sandbox until Ctrl-C; returns the exit status."""
+    """Serve the sandbox until Ctrl-C; returns the exit status. ``allowed_hosts`` (``NAME`` or ``NAME:PORT``) and
+    the names in ``NORBIT_SANDBOX_ALLOWED_HOSTS`` (separated by commas) are answered besides the loopback ones."""
+    if isinstance(allowed_hosts, str):
+        raise ConfigurationError("allowed_hosts is a list of names, not one name")
+    given = (parse_allowed_host(name) for name in allowed_hosts)
+    names = tuple(dict.fromkeys((*given, *parse_allowed_hosts(environ.get(ALLOWED_HOSTS_ENV, "")))))
     config = slack_config_from_env(environ)
-    server = SandboxServer(data=str(Path(data)), port=port, slack_config=config)
+    server = SandboxServer(data=str(Path(data)), port=port, slack_config=config, allowed_hosts=names)
     server.start(serve_in_thread=False)
     out = sys.stdout
     out.write(f"norbit sandbox on {server.url}  (data: {Path(data).resolve()})\n")
+    if names:
+        out.write(f"Also answering as: {', '.join(names)}\n")
     if config is not None:
         out.write(
             "Bridging to your Slack workspace. Set the app's Request URL (events, slash commands, interactivity)\n"

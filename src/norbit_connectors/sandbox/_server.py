@@ -11,7 +11,7 @@ import json
 import logging
 import threading
 import urllib.parse
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from typing import Any, Literal
@@ -21,7 +21,7 @@ from anyio.from_thread import BlockingPortal, start_blocking_portal
 from ..exceptions import ConfigurationError, NorbitError, UsageError
 from ..slack import SlackConfig
 from ._app import SEED_DEPARTMENTS, SandboxApp, SandboxError
-from ._hosts import host_allowed, origin_allowed, refusal_text
+from ._hosts import host_allowed, origin_allowed, origin_form, parse_allowed_host, refusal_text
 
 __all__ = ["SandboxServer", "slack_config_from_env"]
 
@@ -92,7 +92,9 @@ class SandboxServer:
     """The sandbox page and its JSON API on ``host:port`` (0: a free port), backed by :class:`SandboxApp`.
 
     ``with SandboxServer(data="x.sqlite3") as server: server.url`` -- or :meth:`start` / :meth:`close`.
-    ``slack_config``: bridge to that Slack workspace instead of the emulator.
+    ``slack_config``: bridge to that Slack workspace instead of the emulator. ``allowed_hosts``: names
+    (``NAME`` or ``NAME:PORT``) answered besides 127.0.0.1, localhost and [::1] at the port served, for a
+    reverse proxy, a forwarded port or a port-mapped container; a bad one is a :class:`ConfigurationError`.
     """
 
     def __init__(
@@ -103,7 +105,11 @@ class SandboxServer:
         host: str = "127.0.0.1",
         slack_config: SlackConfig | None = None,
         backend: Literal["asyncio", "trio"] = "asyncio",
+        allowed_hosts: Iterable[str] = (),
     ) -> None:
+        if isinstance(allowed_hosts, str):
+            raise ConfigurationError("allowed_hosts is a list of names, not one name")
+        self._allowed = tuple(parse_allowed_host(name) for name in allowed_hosts)
         self._data = data
         self._port = port
         self._host = host
@@ -167,10 +173,13 @@ class SandboxServer:
     # -- requests -----------------------------------------------------------------------------------------
 
     def _handle(self, handler: _Handler, method: str) -> None:
-        parsed = urllib.parse.urlsplit(handler.path)
-        if not self._addressed_to_us(handler, method, parsed.path):
+        # The target as sent: the standard library's handler turns a leading "//" into "/" in ``path``.
+        words = handler.requestline.split()
+        target = origin_form(words[1] if len(words) >= 2 else "")
+        if target is None or not self._addressed_to_us(handler, method, target[0]):
             self._refuse(handler)
             return
+        path, query = target
         try:
             length = int(handler.headers.get("Content-Length") or "0")
         except ValueError:
@@ -181,13 +190,13 @@ class SandboxServer:
         else:
             body = handler.rfile.read(length) if length else b""
             try:
-                reply = self._route(method, parsed.path, parsed.query, dict(handler.headers.items()), body)
+                reply = self._route(method, path, query, dict(handler.headers.items()), body)
             except (SandboxError, UsageError) as exc:
                 reply = _json(400, {"error": str(exc)})
             except NorbitError as exc:
                 reply = _json(502, {"error": f"{type(exc).__name__}: {exc}"})
             except Exception:
-                log.exception("sandbox request %s %s failed", method, parsed.path)
+                log.exception("sandbox request %s %s failed", method, path)
                 reply = _json(500, {"error": "the sandbox failed on this request; see its log"})
         status, headers, payload = reply
         handler.send_response(status)
@@ -200,7 +209,8 @@ class SandboxServer:
             handler.wfile.write(payload)
 
     def _addressed_to_us(self, handler: _Handler, method: str, path: str) -> bool:
-        """Whether the request names this server's loopback address (DNS rebinding sends another name).
+        """Whether the request names this server's loopback address or an allowed name (DNS rebinding sends
+        another name).
 
         Slack's Request URL is exempt: it arrives through a tunnel under the tunnel's name, and its signature,
         not its address, is what admits it."""
@@ -211,10 +221,13 @@ class SandboxServer:
         bound = str(self._http.server_address[0])
         extra = None if bound in ("", "0.0.0.0", "::", "127.0.0.1", "::1") else bound
         hosts = handler.headers.get_all("Host") or []
-        if len(hosts) != 1 or not host_allowed(hosts[0], port, extra):
+        if len(hosts) != 1 or not host_allowed(hosts[0], port, bound=extra, names=self._allowed):
             return False
         origins = handler.headers.get_all("Origin") or []
-        return method != "POST" or (len(origins) <= 1 and origin_allowed(origins[0] if origins else None, port, extra))
+        if method != "POST":
+            return True
+        origin = origins[0] if origins else None
+        return len(origins) <= 1 and origin_allowed(origin, port, bound=extra, names=self._allowed)
 
     def _refuse(self, handler: _Handler) -> None:
         assert self._http is not None
