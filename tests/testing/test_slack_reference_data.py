@@ -134,14 +134,12 @@ def test_no_test_reads_outside_the_repository(tmp_path: Path) -> None:
     } <= read
 
 
-JSON = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.text(max_size=4),
-    lambda inner: (
-        st.lists(inner, max_size=4)
-        | st.dictionaries(st.sampled_from(["a", "b", "c", "blocks", "attachments"]), inner, max_size=4)
-    ),
-    max_leaves=30,
-)
+def _containers(inner: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    keys = st.sampled_from(["a", "b", "c", "blocks", "attachments"])
+    return st.lists(inner, max_size=4) | st.dictionaries(keys, inner, max_size=4)
+
+
+JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=4), _containers, max_leaves=30)
 
 
 @given(ours=JSON, reference=JSON)
