@@ -11,8 +11,6 @@ from collections.abc import Iterator
 import anyio
 import pytest
 
-from norbit_connectors._urls import UnsafeUrl
-from norbit_connectors.channels._http import HttpClient
 from norbit_connectors.channels.messenger import MessengerConnector
 from norbit_connectors.channels.whatsapp import WhatsAppConnector
 from norbit_connectors.testing._meta import MetaEmulator
@@ -164,14 +162,3 @@ async def test_messenger_attachment_urls_elsewhere_are_not_fetched(workspace: Wo
     assert listener.seen == []
     assert [e.message.text for e in transcript] == [NOTE] * len(urls)
     assert len(posted) == len(urls) and all(NOTE in text for text in posted)
-
-
-async def test_a_host_name_is_resolved_and_every_address_checked() -> None:
-    # "localhost" is refused by name before any lookup; here the lookup itself (from /etc/hosts) is checked.
-    client = HttpClient("test")
-    await client.open()
-    try:
-        with pytest.raises(UnsafeUrl, match="local address"):
-            await client._check_addresses("localhost", 443)
-    finally:
-        await client.close()

@@ -8,17 +8,14 @@ import hmac
 import importlib
 import json
 import re
-import socket
 import urllib.parse
 from collections.abc import Iterable, Mapping
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-import anyio
-
 from .._connector import HttpResponse
-from .._urls import UnsafeUrl, address_allowed, judge_url
 from ..exceptions import ConfigurationError, InvalidRequest, TransportError
+from ._fetch import MediaClient
 
 if TYPE_CHECKING:
     import httpx
@@ -155,6 +152,8 @@ class HttpClient:
     def __init__(self, service: str, *, timeout: float = 30.0) -> None:
         self.service = service
         self.timeout = timeout
+        #: Media downloads: resolved once, checked, never through the environment's proxy.
+        self.media = MediaClient(service, timeout=timeout)
         self._client: httpx.AsyncClient | None = None
         self._open = False
 
@@ -198,70 +197,6 @@ class HttpClient:
         token: str | None = None,
         token_origins: Iterable[str] = (),
     ) -> bytes | None:
-        """:meth:`download` a file a platform named by URL, if :func:`~norbit_connectors._urls.judge_url` allows it
-        and every address of its host is public; ``token`` goes with it (as a bearer token) only to a trusted origin
-        or one of ``token_origins``. Raises :class:`~norbit_connectors._urls.UnsafeUrl` for any other URL."""
-        verdict = judge_url(url, trusted=trusted, credentials_for=token_origins)
-        if not verdict.allowed:
-            raise UnsafeUrl(verdict.reason)
-        if verdict.resolve is not None:
-            await self._check_addresses(verdict.resolve, verdict.port or 443)
-        headers = {"Authorization": f"Bearer {token}"} if token and verdict.credentials else None
-        return await self.download(url, limit=limit, headers=headers)
-
-    async def _check_addresses(self, host: str, port: int) -> None:
-        try:
-            found = await anyio.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-        except (OSError, UnicodeError):
-            raise TransportError(f"{self.service}: the file's host cannot be resolved", service=self.service) from None
-        addresses = {str(sockaddr[0]) for *_, sockaddr in found}
-        if not addresses or not all(address_allowed(a) for a in addresses):
-            raise UnsafeUrl("a host with a private, loopback or otherwise local address")
-
-    async def download(self, url: str, *, limit: int, headers: Mapping[str, str] | None = None) -> bytes | None:
-        """The body at ``url``, or None when it is larger than ``limit`` bytes. Raises for a non-2xx answer, and
-        :class:`~norbit_connectors._urls.UnsafeUrl` for a redirect (never followed)."""
-        httpx_module = require_httpx()
-        client = self._shared()
-        own = client is None
-        if client is None:
-            client = httpx_module.AsyncClient(timeout=self.timeout, follow_redirects=False)
-        try:
-            async with client.stream("GET", url, headers=dict(headers or {})) as response:
-                if 300 <= response.status_code < 400:
-                    raise UnsafeUrl("a redirect (not followed)")
-                if response.status_code >= 400:
-                    await response.aread()
-                    return _raise_download(self.service, response.status_code)
-                declared = response.headers.get("Content-Length")
-                if declared is not None and declared.isdigit() and int(declared) > limit:
-                    return None
-                chunks: list[bytes] = []
-                size = 0
-                async for chunk in response.aiter_bytes():
-                    size += len(chunk)
-                    if size > limit:
-                        return None
-                    chunks.append(chunk)
-                return b"".join(chunks)
-        except httpx_module.HTTPError as exc:
-            raise TransportError(
-                f"{self.service}: the download failed ({type(exc).__name__})", service=self.service
-            ) from None
-        finally:
-            if own:
-                await client.aclose()
-
-
-def _raise_download(service: str, status: int) -> bytes | None:
-    from ..exceptions import NotFound, PermissionDenied, RateLimited, RemoteError
-
-    if status == 429:
-        raise RateLimited(f"{service}: download rate limited", retry_after=1.0, service=service)
-    if status >= 500:
-        raise TransportError(f"{service}: download failed with HTTP {status}", code=str(status), service=service)
-    if status in (401, 403):
-        raise PermissionDenied(f"{service}: download refused (HTTP {status})", code=str(status), service=service)
-    if status in (404, 410):
-        raise NotFound(f"{service}: file not found (HTTP {status})", code=str(status), service=service)
-    raise RemoteError(f"{service}: download failed with HTTP {status}", code=str(status), service=service)
+        """:meth:`MediaClient.fetch <norbit_connectors.channels._fetch.MediaClient.fetch>` with this client's
+        :attr:`media` settings."""
+        return await self.media.fetch(url, limit=limit, trusted=trusted, token=token, token_origins=token_origins)
