@@ -24,7 +24,16 @@ from .._validate import (
     MAX_NAME_LENGTH,
     id_problem,
 )
-from ..exceptions import ConfigurationError, InvalidRequest, UsageError
+from ..exceptions import (
+    ConfigurationError,
+    InvalidRequest,
+    NotFound,
+    PermissionDenied,
+    RateLimited,
+    RemoteError,
+    TransportError,
+    UsageError,
+)
 from ..store import Batch, Job, NewJob, Put
 from ._http import HttpClient, require_httpx
 
@@ -33,6 +42,9 @@ __all__ = ["ChannelConnector", "InboundMessage", "MediaRef"]
 log = logging.getLogger("norbit_connectors.channels")
 
 INBOUND_JOB = "in.message"
+#: Attempts at fetching a customer's file that failed for a reason that may pass (a rate limit, a network error)
+#: before the message is relayed without it, with a note saying so.
+MEDIA_ATTEMPTS = 3
 
 
 @frozen(kw_only=True)
@@ -134,10 +146,16 @@ class ChannelConnector(Connector, abc.ABC):
             try:
                 if media.size is None or media.size <= self.max_file_bytes:
                     content = await self._fetch(media)
-            except UnsafeUrl as refused:
+            except (RateLimited, TransportError) as exc:
+                if job.attempts + 1 < MEDIA_ATTEMPTS:
+                    raise  # the hub tries again later; the last attempt relays the message without the file
+                log.warning("%s: file %r not fetched after %d attempts: %s", self.name, media.name, MEDIA_ATTEMPTS, exc)
+                notes.append(not_fetched_note(media, exc))
+                continue
+            except (UnsafeUrl, RemoteError) as refused:
                 # The message still goes through, saying what could not be fetched.
-                log.warning("%s: file %r not fetched: %s", self.name, media.name, refused.reason)
-                notes.append(f"[{media_label(media)}: not fetched, unsafe URL]")
+                log.warning("%s: file %r not fetched: %s", self.name, media.name, refused)
+                notes.append(not_fetched_note(media, refused))
                 continue
             if content is None:
                 log.info("%s: file %r not fetched (larger than %d bytes)", self.name, media.name, self.max_file_bytes)
@@ -265,6 +283,20 @@ def media_label(media: MediaRef) -> str:
     """What kind of file ``media`` is, in a word: "image", "video", "audio" or "file"."""
     kind = (media.content_type or "").split("/", 1)[0].lower()
     return kind if kind in ("image", "video", "audio") else "file"
+
+
+def not_fetched_note(media: MediaRef, error: Exception) -> str:
+    """The line that stands for a file that could not be fetched: ``[image: not fetched (HTTP 404)]``."""
+    kind = media_label(media)
+    if isinstance(error, UnsafeUrl):
+        return f"[{kind}: not fetched, unsafe URL]"
+    code = error.code if isinstance(error, RemoteError) else None
+    if code is not None and code.isdigit() and len(code) == 3:
+        return f"[{kind}: not fetched (HTTP {code})]"
+    reason = {RateLimited: "rate limited", TransportError: "network error", NotFound: "not found"}.get(type(error))
+    if reason is None:
+        reason = "refused" if isinstance(error, PermissionDenied) else "error"
+    return f"[{kind}: not fetched ({reason})]"
 
 
 def _short_id(value: str) -> str:
