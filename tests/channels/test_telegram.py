@@ -190,15 +190,21 @@ async def test_webhook_checks(workspace: Workspace) -> None:
             assert (await other.deliver(telegram.handle_http)).status == 401
             assert (await telegram.handle_http(dict(update.headers), update.body, method="GET")).status == 405
             assert (await tg.update(b"x" * (2 << 20)).deliver(telegram.handle_http)).status == 413
-            # Edits and group chats are acknowledged and ignored; a sticker is a message like any other.
+            # Group chats are acknowledged and ignored; an edit is relayed; a sticker is a message like any other.
             for payload in (
-                {"update_id": 1, "edited_message": {"message_id": 1, "chat": {"id": 5}}},
+                {
+                    "update_id": 1,
+                    "edited_message": {"message_id": 1, "chat": {"id": 5}, "text": "fixed", "edit_date": 9},
+                },
                 {"update_id": 2, "message": {"message_id": 2, "chat": {"id": 5, "type": "group"}, "text": "x"}},
                 {"update_id": 3, "message": {"message_id": 3, "chat": {"id": 5, "type": "private"}, "sticker": {}}},
             ):
                 assert (await tg.update(payload).deliver(telegram.handle_http)).status == 200
             await hub.wait_idle()
-            assert [e.message.text for e in await hub.store.transcript("telegram:5")] == ["[sticker]"]
+            assert [e.message.text for e in await hub.store.transcript("telegram:5")] == [
+                "[edited]\nfixed",
+                "[sticker]",
+            ]
 
 
 def test_config_validation() -> None:

@@ -113,7 +113,11 @@ class ChannelConnector(Connector, abc.ABC):
         """Accept each message once (by its event id); returns how many were new."""
         accepted = 0
         for given in messages:
-            item = bounded(given)
+            try:
+                item = bounded(given)
+            except InvalidRequest as bad:
+                skipped(log, self.name, "a message", bad)  # the others of the same webhook still count
+                continue
             payload = {
                 "conversation": converter.unstructure(item.conversation),
                 "message_id": item.message_id,
@@ -271,6 +275,18 @@ def dict_field(data: Mapping[str, Any], key: str) -> dict[str, Any]:
 def list_field(data: Mapping[str, Any], key: str) -> list[Any]:
     value = data.get(key)
     return value if isinstance(value, list) else []
+
+
+def skipped(logger: logging.Logger, source: str, what: str, problem: Exception) -> None:
+    """Log (WARNING) that one item of a webhook was skipped: the rest of the body is still accepted, and the
+    platform, answered 200, does not send the same body again."""
+    logger.warning("%s: %s skipped: %s", source, what, problem)
+
+
+def kinds_shown(keys: Any) -> str:
+    """The names of a webhook object's keys, for a log line: only letters, digits, ``_`` and ``-``; at most 8."""
+    names = ["".join(c for c in str(k) if c.isalnum() or c in "_-")[:40] for k in list(keys)[:8]]
+    return ",".join(n for n in names if n) or "none"
 
 
 def shown_id(value: Any) -> str:

@@ -29,8 +29,11 @@ from ._base import (
     chunk_text,
     dict_field,
     int_field,
+    kinds_shown,
     list_field,
+    media_label,
     shown_id,
+    skipped,
     str_field,
 )
 from ._graph import GraphError, graph_call
@@ -84,13 +87,15 @@ def parse_webhook(
     department_id: str | None = None,
     served: Collection[str] | None = None,
 ) -> tuple[list[InboundMessage], list[PageEcho]]:
-    """(customer messages, page echoes) of a Messenger or Instagram webhook. InvalidRequest when malformed.
+    """(customer messages, page echoes) of a Messenger or Instagram webhook. InvalidRequest when the body as a
+    whole is not one; a malformed entry or event is skipped (logged), the others still count.
 
     ``served``: the page and Instagram account ids the caller serves; entries and events of any other account are
     skipped (one Meta app, one app secret, can serve many pages). None: no check.
     """
     kind = data.get("object")
     if kind not in ("page", "instagram"):
+        log.warning("%s: a webhook for object %s, not page or instagram: ignored", source, shown_id(kind))
         return [], []
     platform: Platform = "instagram" if kind == "instagram" else "messenger"
     entries = data.get("entry")
@@ -100,47 +105,99 @@ def parse_webhook(
     echoes: list[PageEcho] = []
     for entry in entries:
         if not isinstance(entry, dict):
-            raise InvalidRequest("entry[] items must be objects")
+            skipped(log, source, "an entry[] item", InvalidRequest("entry[] items must be objects"))
+            continue
         entry_id = entry.get("id")
         if served is not None and str(entry_id) not in served:
-            log.info("%s: webhook entry for account %s not served here: ignored", source, shown_id(entry_id))
+            _not_served(source, platform, entry_id, "webhook entry")
             continue
+        standby = list_field(entry, "standby")
+        if standby:
+            log.info("%s: %d standby event(s) ignored (another app controls the thread)", source, len(standby))
         for event in list_field(entry, "messaging"):
-            if not isinstance(event, dict):
-                raise InvalidRequest("messaging[] items must be objects")
-            sender = str_field(dict_field(event, "sender"), "id")
-            recipient = str_field(dict_field(event, "recipient"), "id")
-            if not sender or not recipient:
-                raise InvalidRequest("a messaging event needs sender.id and recipient.id")
-            message = event.get("message")
-            postback = event.get("postback")
-            echo = isinstance(message, dict) and message.get("is_echo") is True
-            account = sender if echo else recipient
-            if served is not None and account not in served:
-                log.info("%s: messaging event for account %s not served here: ignored", source, shown_id(account))
+            try:
+                found = _event(event, platform, source, department_id, served)
+            except InvalidRequest as bad:
+                skipped(log, source, "a messaging event", bad)
                 continue
-            if isinstance(message, dict):
-                mid = str_field(message, "mid")
-                if not mid:
-                    raise InvalidRequest("a message needs a mid")
-                if echo:
-                    app_id = message.get("app_id")
-                    echoes.append(
-                        PageEcho(
-                            event_id=mid,
-                            conversation_id=f"{platform}:{recipient}",
-                            text=str_field(message, "text") or "",
-                            app_id=str(app_id) if app_id is not None else None,
-                        )
-                    )
-                    continue
-                messages.append(_customer_message(platform, sender, mid, message, event, source, department_id))
-            elif isinstance(postback, dict):
-                title = str_field(postback, "title") or str_field(postback, "payload")
-                mid = str_field(postback, "mid") or f"postback:{sender}:{int_field(event, 'timestamp') or 0}"
-                text = title or render.label("button")
-                messages.append(_inbound(platform, sender, mid, text, (), event, source, department_id))
+            if isinstance(found, PageEcho):
+                echoes.append(found)
+            elif found is not None:
+                messages.append(found)
     return messages, echoes
+
+
+#: Accounts whose messages were dropped as not served, warned about once each (per process).
+_WARNED: set[str] = set()
+
+
+def _not_served(source: str, platform: Platform, account: Any, what: str) -> None:
+    shown = shown_id(account)
+    if platform != "instagram":
+        log.info("%s: %s for account %s not served here: ignored", source, what, shown)
+        return
+    key = f"{source}\x1f{account}"
+    if key in _WARNED or len(_WARNED) > 10_000:
+        log.debug("%s: %s for Instagram account %s not served here: ignored", source, what, shown)
+        return
+    _WARNED.add(key)
+    log.warning(
+        "%s: Instagram messages for account %s are not relayed: set MessengerConfig.instagram_id to it to serve "
+        "them (logged once per account)",
+        source,
+        shown,
+    )
+
+
+def _event(
+    event: Any, platform: Platform, source: str, department_id: str | None, served: Collection[str] | None
+) -> InboundMessage | PageEcho | None:
+    if not isinstance(event, dict):
+        raise InvalidRequest("messaging[] items must be objects")
+    sender = str_field(dict_field(event, "sender"), "id")
+    recipient = str_field(dict_field(event, "recipient"), "id")
+    if not sender or not recipient:
+        raise InvalidRequest("a messaging event needs sender.id and recipient.id")
+    message = event.get("message")
+    postback = event.get("postback")
+    echo = isinstance(message, dict) and message.get("is_echo") is True
+    account = sender if echo else recipient
+    if served is not None and account not in served:
+        _not_served(source, platform, account, "messaging event")
+        return None
+    if isinstance(message, dict):
+        mid = str_field(message, "mid")
+        if not mid:
+            raise InvalidRequest("a message needs a mid")
+        if echo:
+            app_id = message.get("app_id")
+            return PageEcho(
+                event_id=mid,
+                conversation_id=f"{platform}:{recipient}",
+                text=_echo_text(message),
+                app_id=str(app_id) if app_id is not None else None,
+            )
+        return _customer_message(platform, sender, mid, message, event, source, department_id)
+    if isinstance(postback, dict):
+        title = str_field(postback, "title") or str_field(postback, "payload")
+        mid = str_field(postback, "mid") or f"postback:{sender}:{int_field(event, 'timestamp') or 0}"
+        text = title or render.label("button")
+        return _inbound(platform, sender, mid, text, (), event, source, department_id)
+    kinds = [k for k in event if k not in ("sender", "recipient", "timestamp")]
+    log.info("%s: a messaging event of kind %s ignored", source, kinds_shown(kinds))
+    return None
+
+
+def _echo_text(message: Mapping[str, Any]) -> str:
+    """What the page sent, for the transcript: its text, and a line for each attachment."""
+    text = str_field(message, "text") or ""
+    if not list_field(message, "attachments") and message.get("sticker_id") is None:
+        return text
+    try:
+        rendered, media = render_message(message)
+    except InvalidRequest:
+        return text
+    return render.join_lines(rendered, *(f"[{media_label(m)}] {m.ref}" for m in media))
 
 
 _FILE_KINDS = {"image": "image/jpeg", "video": "video/mp4", "audio": "audio/mpeg", "file": None}

@@ -8,6 +8,7 @@ then sends on every update as ``X-Telegram-Bot-Api-Secret-Token``), and route th
 from __future__ import annotations
 
 import json
+import logging
 import mimetypes
 import urllib.parse
 from collections.abc import Mapping
@@ -35,6 +36,7 @@ from ._base import (
     chunk_text,
     dict_field,
     int_field,
+    kinds_shown,
     list_field,
     str_field,
 )
@@ -43,6 +45,7 @@ from ._http import header, json_object, same_secret
 __all__ = ["TelegramConfig", "TelegramConnector", "parse_update"]
 
 SERVICE = "telegram"
+log = logging.getLogger("norbit_connectors.channels.telegram")
 TEXT_LIMIT = 4096
 CAPTION_LIMIT = 1024
 PHOTO_UPLOAD_LIMIT = 10 << 20
@@ -203,6 +206,8 @@ def render_message(message: Mapping[str, Any], message_id: int) -> tuple[str, li
 
 
 _missing = MediaRef(ref="", name="")
+#: The updates that carry a customer's message (a business account's chats are relayed like the bot's own).
+_RELAYED = ("message", "business_message", "edited_message", "edited_business_message")
 
 
 def parse_update(
@@ -216,11 +221,14 @@ def parse_update(
     update_id = int_field(data, "update_id")
     if update_id is None:
         raise InvalidRequest("a Telegram update needs an integer update_id")
-    message = data.get("message")
-    if message is None:
-        return None  # edited messages, channel posts, callbacks, member updates: nothing for the agents
+    kind = next((k for k in _RELAYED if k in data), None)
+    if kind is None:
+        kinds = kinds_shown(k for k in data if k != "update_id")
+        log.info("%s: update %s of kind %s ignored", source, update_id, kinds)
+        return None  # channel posts, callbacks, member updates: nothing for the agents
+    message = data[kind]
     if not isinstance(message, dict):
-        raise InvalidRequest("update.message must be an object")
+        raise InvalidRequest(f"update.{kind} must be an object")
     chat = dict_field(message, "chat")
     chat_id = int_field(chat, "id")
     message_id = int_field(message, "message_id")
@@ -232,6 +240,10 @@ def parse_update(
     if sender.get("is_bot") is True:
         return None
     text, media = render_message(message, message_id)
+    shown_message_id = str(message_id)
+    if kind.startswith("edited_"):
+        text = render.join_lines("[edited]", text)
+        shown_message_id = f"{message_id}:edited:{int_field(message, 'edit_date') or update_id}"
     user_id = int_field(sender, "id")
     first = str_field(sender, "first_name") or ""
     last = str_field(sender, "last_name") or ""
@@ -249,7 +261,7 @@ def parse_update(
     return InboundMessage(
         event_id=str(update_id),
         conversation=conversation,
-        message_id=str(message_id),
+        message_id=shown_message_id,
         text=text,
         media=tuple(media),
         at=float(at) if at is not None else None,
@@ -294,7 +306,7 @@ class TelegramConnector(ChannelConnector):
             "setWebhook",
             url=url,
             secret_token=self.config.secret_token,
-            allowed_updates=["message"],
+            allowed_updates=list(_RELAYED),
             drop_pending_updates=drop_pending_updates,
         )
 

@@ -30,6 +30,7 @@ from ._base import (
     dict_field,
     list_field,
     shown_id,
+    skipped,
     str_field,
 )
 from ._graph import GraphError, graph_call
@@ -125,6 +126,9 @@ def parse_webhook(
     Raises InvalidRequest for a body not shaped like a webhook.
     """
     if data.get("object") != "whatsapp_business_account":
+        log.warning(
+            "%s: a webhook for object %s, not whatsapp_business_account: ignored", source, shown_id(data.get("object"))
+        )
         return []
     entries = data.get("entry")
     if not isinstance(entries, list):
@@ -132,7 +136,8 @@ def parse_webhook(
     found: list[InboundMessage] = []
     for entry in entries:
         if not isinstance(entry, dict):
-            raise InvalidRequest("entry[] items must be objects")
+            skipped(log, source, "an entry[] item", InvalidRequest("entry[] items must be objects"))
+            continue
         for change in list_field(entry, "changes"):
             if not isinstance(change, dict) or change.get("field") != "messages":
                 continue
@@ -143,13 +148,25 @@ def parse_webhook(
                 if list_field(value, "messages"):
                     log.info("%s: messages for number %s not served here: ignored", source, shown_id(number))
                 continue
+            for error in list_field(value, "errors"):
+                if isinstance(error, dict):
+                    log.warning(
+                        "%s: WhatsApp reports error %s: %s",
+                        source,
+                        shown_id(error.get("code")),
+                        str(error.get("title") or error.get("message") or "")[:200],
+                    )
             names = {
                 str(c.get("wa_id")): str_field(dict_field(c, "profile"), "name")
                 for c in list_field(value, "contacts")
                 if isinstance(c, dict)
             }
             for message in list_field(value, "messages"):
-                parsed = _parse_message(message, names, source, department_id)
+                try:
+                    parsed = _parse_message(message, names, source, department_id)
+                except InvalidRequest as bad:
+                    skipped(log, source, "a message", bad)  # the others in the same body still count
+                    continue
                 if parsed is not None:
                     found.append(parsed)
     return found
