@@ -186,7 +186,9 @@ class Store(Protocol):
         ``owner`` no longer holds the lease, or the batch conflicts."""
 
     async def retry_job(self, job_id: int, owner: str, *, not_before: float, error: str, now: float) -> bool:
-        """Release the job for another attempt at ``not_before``; ``attempts`` + 1, ``last_error`` kept."""
+        """Release the job for another attempt at ``not_before``; ``attempts`` + 1, ``last_error`` kept.
+        ``not_before`` must be finite (UsageError otherwise, and the job stays held): a time that never comes
+        would block the job's queue for ever."""
 
     async def extend_lease(self, job_id: int, owner: str, *, until: float) -> bool:
         """Keep holding a job that takes long (waiting for a rate limit). False if the lease was lost."""

@@ -12,7 +12,7 @@ import anyio.lowlevel
 from attrs import evolve
 
 from ._base import Batch, CommitResult, Document, InboxKey, Job, StoreLifecycle, TranscriptEntry
-from ._rates import advance, check_reservation
+from ._rates import advance, check_reservation, check_time
 
 __all__ = ["MemoryStore"]
 
@@ -169,6 +169,7 @@ class MemoryStore(StoreLifecycle):
         return True
 
     async def retry_job(self, job_id: int, owner: str, *, not_before: float, error: str, now: float) -> bool:
+        check_time("not_before", not_before)
         await anyio.lowlevel.checkpoint()
         if not self._holds(job_id, owner):
             return False

@@ -15,7 +15,7 @@ import anyio.to_thread
 
 from ..exceptions import ConfigurationError, UsageError
 from ._base import Batch, CommitResult, Document, InboxKey, Job, ThreadedStoreLifecycle, TranscriptEntry
-from ._rates import check_reservation
+from ._rates import check_reservation, check_time
 from ._schema import (
     JOB_COLUMNS,
     POSTGRES_MIGRATIONS,
@@ -312,6 +312,7 @@ class PostgresStore(ThreadedStoreLifecycle):
         return await self._run(finish, transaction=True)
 
     async def retry_job(self, job_id: int, owner: str, *, not_before: float, error: str, now: float) -> bool:
+        check_time("not_before", not_before)
         return await self._update_held(
             "UPDATE norbit_jobs SET attempts = attempts + 1, not_before = %s, last_error = %s, lease_owner = NULL, "
             "lease_until = NULL WHERE id = %s AND lease_owner = %s AND NOT dead",

@@ -6,7 +6,7 @@ import math
 
 from ..exceptions import UsageError
 
-__all__ = ["MAX_RATE_KEY", "advance", "check_reservation"]
+__all__ = ["MAX_RATE_KEY", "advance", "check_reservation", "check_time"]
 
 #: Longest key a rate cell accepts (characters).
 MAX_RATE_KEY = 512
@@ -22,6 +22,13 @@ def check_reservation(key: str, now: float, cost: float, not_before: float) -> N
             raise UsageError(f"a rate cell reservation needs a finite {name}, not {value!r}")
     if cost < 0:
         raise UsageError(f"a rate cell reservation cannot cost less than nothing ({cost!r})")
+
+
+def check_time(name: str, value: float) -> None:
+    """UsageError unless ``value`` (a job's ``not_before``, say) is a finite number: a time that never comes
+    would hold a queue for ever."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise UsageError(f"{name} must be a finite time, not {value!r}")
 
 
 def advance(cell: float | None, *, now: float, cost: float, not_before: float = 0.0) -> tuple[float, float]:

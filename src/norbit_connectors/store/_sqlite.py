@@ -18,7 +18,7 @@ from attrs import evolve
 
 from ..exceptions import ConfigurationError, UsageError
 from ._base import Batch, CommitResult, Document, InboxKey, Job, ThreadedStoreLifecycle, TranscriptEntry
-from ._rates import check_reservation
+from ._rates import check_reservation, check_time
 from ._schema import (
     JOB_COLUMNS,
     SQLITE_MIGRATIONS,
@@ -611,6 +611,7 @@ class SQLiteStore(ThreadedStoreLifecycle):
         return await self._run_write(finish)
 
     async def retry_job(self, job_id: int, owner: str, *, not_before: float, error: str, now: float) -> bool:
+        check_time("not_before", not_before)
         return await self._update_held(
             "UPDATE jobs SET attempts = attempts + 1, not_before = ?, last_error = ?, lease_owner = NULL, "
             "lease_until = NULL WHERE id = ? AND lease_owner = ? AND dead = 0",

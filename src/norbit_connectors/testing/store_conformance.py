@@ -19,6 +19,7 @@ The tests are ``@pytest.mark.anyio`` coroutines: the project running them provid
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 import anyio
@@ -629,6 +630,18 @@ class StoreConformance(RateCellConformance):
         assert (third.attempts, third.last_error) == (2, "second")
         assert await store.finish_job(job_id, "w3", now=31)
         assert _ids(await store.claim_jobs("w3", now=31, lease_seconds=10, limit=5)) == [behind]
+
+    @pytest.mark.anyio
+    @pytest.mark.parametrize("not_before", [math.inf, -math.inf, math.nan])
+    async def test_retry_job_refuses_a_time_that_never_comes(self, store: Store, not_before: float) -> None:
+        # A job put off for ever would block its queue with nothing dead-lettered: refused, the lease kept.
+        (job_id,) = await _enqueue(store, _job("q"))
+        await store.claim_jobs("w", now=0, lease_seconds=10, limit=1)
+        with pytest.raises(UsageError):
+            await store.retry_job(job_id, "w", not_before=not_before, error="rate limited", now=1)
+        assert await store.retry_job(job_id, "w", not_before=5, error="rate limited", now=1)
+        (again,) = await store.claim_jobs("w", now=5, lease_seconds=10, limit=1)
+        assert (again.id, again.attempts) == (job_id, 1)
 
     @pytest.mark.anyio
     async def test_dead_letters_do_not_block_and_can_be_requeued(self, store: Store) -> None:
