@@ -63,21 +63,65 @@ def origin(url: str) -> str | None:
 
 
 def address_allowed(address: str) -> bool:
-    """Whether an IP address (as ``getaddrinfo`` gives it) is one a fetch may go to: a public unicast one."""
+    """Whether an IP address (as ``getaddrinfo`` gives it) is one a fetch may go to: a public unicast one.
+
+    An explicit list (not ``ipaddress``'s ``is_global``, whose tables changed between patch releases): every
+    IPv4 range that is not public unicast, and IPv6 forms that embed an IPv4 address (mapped, compatible, SIIT,
+    NAT64, local-use NAT64, 6to4) judged by that address.
+    """
     try:
         ip = ipaddress.ip_address(address.split("%", 1)[0])
     except ValueError:
         return False
     if isinstance(ip, ipaddress.IPv6Address):
-        embedded = ip.ipv4_mapped or ip.sixtofour or (ip.teredo[1] if ip.teredo else None)
-        if embedded is not None:
-            return address_allowed(str(embedded))
-        if ip in _NAT64:
-            return address_allowed(str(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)))
-    return ip.is_global and not ip.is_multicast
+        if ip.sixtofour is not None:
+            return address_allowed(str(ip.sixtofour))
+        for network in _EMBEDDING:
+            if ip in network:
+                return address_allowed(str(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)))
+        return not any(ip in network for network in _DENIED_V6)
+    return not any(ip in network for network in _DENIED_V4)
 
 
-_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+def _networks(*texts: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    return tuple(ipaddress.ip_network(t) for t in texts)
+
+
+_DENIED_V4 = _networks(
+    "0.0.0.0/8",  # "this network"
+    "10.0.0.0/8",
+    "100.64.0.0/10",  # carrier-grade NAT
+    "127.0.0.0/8",
+    "169.254.0.0/16",  # link-local (cloud metadata services)
+    "172.16.0.0/12",
+    "192.0.0.0/24",  # IETF protocol assignments
+    "192.0.2.0/24",  # documentation
+    "192.88.99.0/24",  # 6to4 relay anycast
+    "192.168.0.0/16",
+    "198.18.0.0/15",  # benchmarking
+    "198.51.100.0/24",
+    "203.0.113.0/24",
+    "224.0.0.0/4",  # multicast
+    "240.0.0.0/4",  # reserved, and the broadcast address
+)
+# Forms whose last 32 bits are an IPv4 address: ::/96 (compatible; also :: and ::1), ::ffff:0:0/96 (mapped),
+# ::ffff:0:0:0/96 (SIIT), 64:ff9b::/96 (NAT64), and 64:ff9b:1::/96 (local-use NAT64 with a /96 prefix; the rest of
+# 64:ff9b:1::/48 places the address elsewhere, and is refused).
+_EMBEDDING = _networks("::/96", "::ffff:0:0/96", "::ffff:0:0:0/96", "64:ff9b::/96", "64:ff9b:1::/96")
+_DENIED_V6 = _networks(
+    "64:ff9b::/32",  # the rest of the NAT64 space, local-use NAT64 (64:ff9b:1::/48) included
+    "100::/64",  # discard
+    "2001::/23",  # IETF protocol assignments (Teredo, ORCHID, benchmarking, ...)
+    "2001:db8::/32",  # documentation
+    "3fff::/20",  # documentation
+    "5f00::/16",  # segment routing
+    "fc00::/7",  # unique local
+    "fe80::/10",  # link-local
+    "fec0::/10",  # site-local (deprecated, still routed locally by some stacks)
+    "ff00::/8",  # multicast
+    "::/8",  # reserved (beside the embedding forms above)
+    "2002::/16",  # 6to4 without a usable embedded address
+)
 
 
 def judge_url(url: str, *, trusted: Iterable[str] = (), credentials_for: Iterable[str] = ()) -> UrlVerdict:

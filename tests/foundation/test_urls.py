@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from norbit_connectors._urls import address_allowed, judge_url, origin
@@ -30,7 +30,9 @@ LOCAL_NETWORKS = [
         "::/128",
         "fc00::/7",
         "fe80::/10",
+        "fec0::/10",
         "ff00::/8",
+        "2001:db8::/32",
     )
 ]
 
@@ -112,7 +114,7 @@ def test_address_allowed_refuses_every_local_range(ip: ipaddress.IPv4Address | i
     if mapped is not None:
         assert address_allowed(str(ip)) == address_allowed(str(mapped))
     if address_allowed(str(ip)):
-        assert ip.is_global and not ip.is_multicast
+        assert not ip.is_multicast and not ip.is_loopback and not ip.is_link_local and not ip.is_unspecified
 
 
 @given(st.ip_addresses(v=4))
@@ -152,3 +154,50 @@ def test_judge_url_never_raises_and_never_lets_local_or_plain_urls_through(url: 
     except ValueError:
         return
     assert address_allowed(str(ip))
+
+
+EMBEDDING_PREFIXES = ["::", "::ffff:0:0", "::ffff:0:0:0", "64:ff9b::", "64:ff9b:1::"]
+
+
+@given(st.ip_addresses(v=4), st.sampled_from(EMBEDDING_PREFIXES))
+@example(ipaddress.IPv4Address("127.0.0.1"), "::")
+@example(ipaddress.IPv4Address("127.0.0.1"), "::ffff:0:0:0")
+@example(ipaddress.IPv4Address("127.0.0.1"), "64:ff9b:1::")
+@example(ipaddress.IPv4Address("169.254.169.254"), "::ffff:0:0:0")
+def test_every_form_embedding_an_ipv4_address_judges_like_it(ip: ipaddress.IPv4Address, prefix: str) -> None:
+    embedded = ipaddress.IPv6Address(int(ipaddress.IPv6Address(prefix)) | int(ip))
+    assert address_allowed(str(embedded)) == address_allowed(str(ip))
+    sixtofour = ipaddress.IPv6Address((0x2002 << 112) | (int(ip) << 80) | 1)
+    assert address_allowed(str(sixtofour)) == address_allowed(str(ip))
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "::7f00:1",  # IPv4-compatible 127.0.0.1
+        "::ffff:0:7f00:1",  # SIIT 127.0.0.1
+        "::ffff:0:a9fe:a9fe",  # SIIT 169.254.169.254
+        "64:ff9b:1::7f00:1",  # local-use NAT64 127.0.0.1
+        "64:ff9b:1:7f00:1::",  # local-use NAT64 with a /48 prefix: refused whatever it embeds
+        "fec0::1",  # site-local
+        "fec0:0:0:ffff::1",
+        "2001::1",  # Teredo
+        "3fff::1",
+        "5f00::1",
+        "100::1",
+        "255.255.255.255",
+        "100.64.0.1",
+        "198.18.0.1",
+        "192.0.0.8",
+    ],
+)
+def test_refused_addresses(address: str) -> None:
+    assert not address_allowed(address)
+
+
+@pytest.mark.parametrize(
+    "address",
+    ["8.8.8.8", "93.184.216.34", "2606:4700:4700::1111", "::ffff:8.8.8.8", "64:ff9b::808:808", "2a03:2880::1"],
+)
+def test_public_addresses(address: str) -> None:
+    assert address_allowed(address)
