@@ -116,7 +116,7 @@ async def test_unlinked_agent_is_matched_by_email_and_files_are_fetched(workspac
     emu = workspace.emu
     carl = emu.add_user("carl", email="carl@support.example", real_name="Carl Agent")
     host = Host()
-    hub, slack = make_hub(workspace, host)
+    hub, slack = make_hub(workspace, host, agent_links={})  # with links, only the assigned agent could write
     async with hub:
         channel = await open_channel(hub, slack)
         emu.join(channel, carl)

@@ -9,6 +9,7 @@ are verified, deduplicated through the store's inbox and acknowledged at once, a
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import urllib.parse
@@ -33,7 +34,6 @@ from .._models import Agent, AgentReply, Attachment, Conversation, Message, User
 from ..exceptions import (
     ConfigurationError,
     InvalidRequest,
-    NorbitError,
     NotFound,
     RateLimited,
     RemoteError,
@@ -42,10 +42,11 @@ from ..exceptions import (
 )
 from ..store import Batch, Job, NewJob, Put
 from . import _inbound
-from ._authz import Ours, card_matches, foreign, may_act
+from ._authz import NOT_ALLOWED, Authorizer, ephemeral
 from ._blocks import JOIN_ACTION_ID, notice_blocks, notice_fallback_text
 from ._config import SlackConfig
 from ._files import file_note
+from ._keys import CHANNELS, CONVERSATIONS, LINKS, MESSAGES, NOTICES, SENDING, TIMESTAMPS, USERS
 from ._limits import SlackLimiter
 from ._links import attachment_link
 from ._mrkdwn import escape, mentioned_user_ids, to_plain_text
@@ -64,14 +65,6 @@ _OK = HttpResponse(status=200)
 #: The ``event_type`` of the Slack message metadata on every message we post.
 METADATA_EVENT_TYPE = "norbit_message"
 
-LINKS = "slack.link"  # link key ("user:<id>" / "conv:<id>") -> channel and card
-CONVERSATIONS = "slack.conv"  # conversation id -> link key
-CHANNELS = "slack.channel"  # channel id -> link key, latest conversation id
-MESSAGES = "slack.msg"  # "<conversation>\x1f<message>" -> channel, ts
-TIMESTAMPS = "slack.ts"  # "<channel>:<ts>" -> conversation id, message id
-SENDING = "slack.sending"  # "<conversation>\x1f<message>" -> a post was under way (written by earlier versions)
-USERS = "slack.user"  # Slack user id -> name, email (cache)
-NOTICES = "slack.notice"  # "<channel>:<ts>" of a notice card -> link key, the conversation its Join button is for
 
 # How many unfinished postings the connector remembers (see SlackConnector._posting).
 _POSTING_REMEMBERED = 10_000
@@ -99,7 +92,7 @@ class SlackConnector(Connector):
         self.bot_user_id: str | None = None
         self.team_id: str | None = None
         self.installer_user_id: str | None = None
-        self._ours = Ours()  # the workspace and app requests must come from (from auth.test)
+        self.authz = Authorizer(self)  # who may act: the workspace and app requests must come from, agents
         # Jobs whose posting started in this process and did not finish: the hub may try one again at once,
         # under the same lease, and that second try must look for what the first one posted.
         self._posting: dict[int, None] = {}
@@ -113,7 +106,7 @@ class SlackConnector(Connector):
         who = await self.transport.call("auth.test")
         self.bot_user_id = str(who.get("user_id") or "") or None
         self.team_id = str(who.get("team_id") or "") or None
-        self._ours = Ours.from_auth_test(who)
+        self.authz.learn(who)
         # Every process on the hub's store paces this workspace's calls with the same rate cells.
         self.transport.limiter.share(self.context.store, self.team_id or "")
         if self.transport.has_user_token:
@@ -375,6 +368,7 @@ class SlackConnector(Connector):
         fresh["previous"] = [*link.get("previous", [])]
         if not await self._put(Put(namespace=LINKS, key=key, value=fresh, expected_version=version)):
             return link
+        await self._forget_card(link)
         _, fresh_version = await self._doc(LINKS, key)
         await self._create_channel(key, fresh, fresh_version, conversation, continued_from=old)
         log.info("conversation %s: continued from archived channel %s", conversation.id, old)
@@ -495,6 +489,13 @@ class SlackConnector(Connector):
         """Remember which conversation the card at ``ts`` in ``channel`` is for: a Join click must match it."""
         value = {"link": key, "conversation_id": conversation_id}
         await self._put(Put(namespace=NOTICES, key=f"{channel}:{ts}", value=value))
+
+    async def _forget_card(self, link: Mapping[str, Any] | None) -> None:
+        """Delete the record of ``link``'s notice card (see :meth:`_record_notice`) once the link is archived or
+        replaced; a click on that card still counts while the link names it."""
+        if link and link.get("notice_channel") and link.get("notice_ts"):
+            key = f"{link['notice_channel']}:{link['notice_ts']}"
+            await self._put(Put(namespace=NOTICES, key=key, delete=True))
 
     async def _merge_link(self, key: str, changes: Mapping[str, Any]) -> None:
         """Apply ``changes`` to the latest link (None removes a key), however often others write it meanwhile."""
@@ -657,11 +658,11 @@ class SlackConnector(Connector):
                     key = self._link_key(conversation)
                     link, version = await self._doc(LINKS, key)
                     if link is not None and link.get("channel") == args["channel"]:
-                        if code == "is_archived":
-                            link["archived"] = True
-                        else:
-                            link = {"previous": link.get("previous", [])}
-                        await self._put(Put(namespace=LINKS, key=key, value=link, expected_version=version))
+                        replaced = code != "is_archived"
+                        old = link
+                        link = {"previous": link.get("previous", [])} if replaced else {**link, "archived": True}
+                        if await self._put(Put(namespace=LINKS, key=key, value=link, expected_version=version)):
+                            await self._forget_card(old if replaced else None)
                     fresh = await self._ensure_channel(conversation, reopen=True)
                     args["channel"] = fresh["channel"]
                     continue
@@ -719,6 +720,7 @@ class SlackConnector(Connector):
             if await self._put(
                 Put(namespace=LINKS, key=key, value={**link, "open": [], "archived": True}, expected_version=version)
             ):
+                await self._forget_card(link)
                 return
 
     async def _archive_channel(self, channel: str) -> None:
@@ -808,30 +810,15 @@ class SlackConnector(Connector):
             return HttpResponse.json(200, {"challenge": inbound.challenge})
         if self._context is None:
             return HttpResponse.text(503, "the hub is not running")
-        refused = self._refuse_foreign(inbound)
+        refused = self.authz.refuse_foreign(inbound)
         if refused is not None:
             return refused
         if isinstance(inbound, _inbound.EventCallback):
             return await self._accept_event(inbound, body)
         if isinstance(inbound, _inbound.SlashCommand):
-            return await self._slash_command(inbound)
+            return await self._slash_command(inbound, body)
         if isinstance(inbound, _inbound.BlockActions):
             return await self._block_actions(inbound)
-        return _OK
-
-    def _refuse_foreign(self, inbound: _inbound.Inbound) -> HttpResponse | None:
-        """The answer to a request of another workspace or app: acknowledged, logged, nothing done. A 200, so
-        that Slack neither retries it nor counts it as a failed delivery of the app's (our) subscription."""
-        if not isinstance(inbound, _inbound.EventCallback | _inbound.SlashCommand | _inbound.BlockActions):
-            return None
-        reason = foreign(
-            self._ours, team_id=inbound.team_id, enterprise_id=inbound.enterprise_id, app_id=inbound.api_app_id
-        )
-        if reason is None:
-            return None
-        log.warning("refused a Slack request of %s", reason)
-        if isinstance(inbound, _inbound.SlashCommand):
-            return _ephemeral("This app does not serve this workspace, so nothing was done.")
         return _OK
 
     async def _accept_event(self, inbound: _inbound.EventCallback, body: bytes) -> HttpResponse:
@@ -856,96 +843,46 @@ class SlackConnector(Connector):
         await self.context.accept_inbound("slack", inbound.event_id, [job])
         return _OK
 
-    async def _slash_command(self, command: _inbound.SlashCommand) -> HttpResponse:
+    async def _slash_command(self, command: _inbound.SlashCommand, body: bytes) -> HttpResponse:
+        """Answered at once, from the store alone: whether the user may archive is decided in the worker (a
+        user matched by email needs users.info, which may be slow), which tells a refused user ephemerally."""
         if command.command != "/archive":
-            return HttpResponse.json(200, {"response_type": "ephemeral", "text": f"Unknown command {command.command}."})
+            return ephemeral(f"Unknown command {command.command}.")
         ref, _ = await self._doc(CHANNELS, command.channel_id)
         if ref is None:
-            return HttpResponse.json(
-                200,
-                {
-                    "response_type": "ephemeral",
-                    "text": "This channel is not linked to a customer conversation, so there is nothing to archive.",
-                },
-            )
-        if not await self._may_act(command.user_id, str(ref["conversation_id"])):
-            return _ephemeral(_NOT_ALLOWED.format(what="archive this conversation"))
+            return ephemeral("This channel is not linked to a customer conversation, so there is nothing to archive.")
         job = NewJob(
             queue_key=f"slack:{command.channel_id}",
             connector=self.name,
             kind="in.archive",
-            payload={"channel": command.channel_id, "user_id": command.user_id},
+            payload={"channel": command.channel_id, "user_id": command.user_id, "check": True},
         )
-        await self.context.accept_inbound("slack", f"cmd:{command.trigger_id}", [job])
-        return HttpResponse.json(
-            200, {"response_type": "ephemeral", "text": "Archiving this conversation and its channel."}
-        )
+        await self.context.accept_inbound("slack", _command_key(command, body), [job])
+        if self.authz.allowed_at_once(command.user_id):
+            return ephemeral(ARCHIVING)
+        return ephemeral(CHECKING_ARCHIVE)
 
     async def _block_actions(self, actions: _inbound.BlockActions) -> HttpResponse:
-        jobs: list[NewJob] = []
-        for action in actions.actions:
-            if action.action_id == JOIN_ACTION_ID and action.value:
-                refusal = await self._join_refusal(actions, action.value)
-                if refusal is not None:
-                    if actions.channel_id:
-                        jobs.append(self._tell_job(actions.channel_id, actions.user_id, refusal))
-                    continue
-                jobs.append(
-                    NewJob(
-                        queue_key=f"slack:join:{action.value}",
-                        connector=self.name,
-                        kind="in.join",
-                        payload={"conversation_id": action.value, "user_id": actions.user_id},
-                    )
-                )
+        jobs = [
+            NewJob(
+                queue_key=f"slack:join:{action.value}",
+                connector=self.name,
+                kind="in.join",
+                payload={
+                    "conversation_id": action.value,
+                    "user_id": actions.user_id,
+                    "channel": actions.channel_id,
+                    "message_ts": actions.message_ts,
+                    "check": True,
+                },
+            )
+            for action in actions.actions
+            if action.action_id == JOIN_ACTION_ID and action.value
+        ]
         if jobs:
             stamp = actions.trigger_id or "|".join(a.action_ts or "" for a in actions.actions)
             await self.context.accept_inbound("slack", f"act:{stamp}", jobs)
         return _OK
-
-    async def _may_act(self, user_id: str, conversation_id: str) -> bool:
-        """Whether ``user_id`` may archive conversation ``conversation_id`` or run commands in it (see
-        :func:`._authz.may_act`); the user's email is looked up only for a conversation with an agent."""
-        links = self.config.agent_links
-        if may_act(user_id, agent_links=links):
-            return True
-        state = await self.context.conversation_state(conversation_id)
-        assigned = state.conversation.agent_id if state is not None else None
-        if assigned is None:
-            return False
-        try:
-            agent = await self._agent_for(user_id)
-        except NorbitError as exc:
-            log.info("could not look up Slack user %s: %s", user_id, exc)
-            agent = None
-        return may_act(
-            user_id, agent_links=links, user_agent_id=agent.id if agent else None, assigned_agent_id=assigned
-        )
-
-    async def _join_refusal(self, actions: _inbound.BlockActions, value: str) -> str | None:
-        """Why a Join click carrying ``value`` is refused (for the clicker), or None to go ahead."""
-        notice = None
-        if actions.channel_id and actions.message_ts:
-            notice, _ = await self._doc(NOTICES, f"{actions.channel_id}:{actions.message_ts}")
-        ref, _ = await self._doc(CONVERSATIONS, value)
-        link = (await self._doc(LINKS, str(ref["link"])))[0] if ref is not None else None
-        matches = card_matches(
-            value, channel_id=actions.channel_id, message_ts=actions.message_ts, notice=notice, link=link
-        )
-        if not matches:
-            log.warning("refused a Join click of %s: its value is not the conversation of that card", actions.user_id)
-            return "This Join button does not belong to this card, so nothing was done."
-        if not await self._may_act(actions.user_id, value):
-            return _NOT_ALLOWED.format(what="join this conversation")
-        return None
-
-    def _tell_job(self, channel: str, user_id: str, text: str) -> NewJob:
-        return NewJob(
-            queue_key=f"slack:{channel}",
-            connector=self.name,
-            kind="in.tell",
-            payload={"channel": channel, "user_id": user_id, "text": text},
-        )
 
     # -- inbound processing (in the hub's workers) -------------------------------------------------------
 
@@ -955,8 +892,22 @@ class SlackConnector(Connector):
             event = _inbound.parse_event(payload["event"])
             return await self._on_event(event)
         if job.kind == "in.archive":
-            return await self._on_archive_command(str(payload["channel"]))
+            user = str(payload.get("user_id") or "")
+            return await self._on_archive_command(str(payload["channel"]), user, check=bool(payload.get("check")))
         if job.kind == "in.join":
+            # A job queued by an earlier version (no "check") was checked when it was queued.
+            if payload.get("check"):
+                channel = payload.get("channel")
+                refusal = await self.authz.join_refusal(
+                    str(channel) if channel else None,
+                    str(payload["message_ts"]) if payload.get("message_ts") else None,
+                    str(payload["user_id"]),
+                    str(payload["conversation_id"]),
+                )
+                if refusal is not None:
+                    if channel:
+                        await self._tell_in(str(channel), str(payload["user_id"]), refusal)
+                    return None
             await self._on_join(str(payload["conversation_id"]), str(payload["user_id"]))
             return None
         if job.kind == "in.tell":
@@ -973,9 +924,11 @@ class SlackConnector(Connector):
             return None  # not one of our channels
         conversation_id = str(ref["conversation_id"])
         if isinstance(event, _inbound.ChannelArchived):
-            return await self._on_channel_archived(str(ref["link"]), channel, conversation_id)
+            return await self._on_channel_archived(str(ref["link"]), channel, conversation_id, event.user)
         if isinstance(event, _inbound.MessageEvent):
             if not _inbound.is_human_message(event, bot_user_id=self.bot_user_id) or _ours(event.metadata_event_type):
+                return None
+            if await self.authz.refuse_message(event.user, channel, conversation_id):
                 return None
             return await self._on_agent_message(conversation_id, event)
         if isinstance(event, _inbound.MessageChanged):
@@ -984,6 +937,8 @@ class SlackConnector(Connector):
             known, _ = await self._doc(TIMESTAMPS, f"{channel}:{event.ts}")
             if known is not None and not str(known.get("message_id", "")).startswith("slack:"):
                 return None  # an edit of a message we posted ourselves
+            if await self.authz.refuse_message(event.user, channel, conversation_id):
+                return None
             reply = await self._reply(conversation_id, event.user, event.text, f"slack:{channel}:{event.ts}", ())
             return Batch(
                 jobs=[self.context.hub_job("agent_edit", conversation_id, {"reply": converter.unstructure(reply)})]
@@ -991,6 +946,8 @@ class SlackConnector(Connector):
         if isinstance(event, _inbound.MessageDeleted):
             known, _ = await self._doc(TIMESTAMPS, f"{channel}:{event.deleted_ts}")
             if known is None or not str(known.get("message_id", "")).startswith("slack:"):
+                return None
+            if await self.authz.refuse_message(event.user, channel, conversation_id):
                 return None
             return Batch(
                 jobs=[
@@ -1089,25 +1046,35 @@ class SlackConnector(Connector):
                     return agent
         return None
 
-    async def _on_channel_archived(self, key: str, channel: str, conversation_id: str) -> Batch | None:
+    async def _on_channel_archived(
+        self, key: str, channel: str, conversation_id: str, user_id: str | None
+    ) -> Batch | None:
         link, _ = await self._doc(LINKS, key)
         if link is None or link.get("channel") != channel:
             return None
-        await self._change_link(key, _archived_change(channel))
+        # Archived by us (the link says so already), or by someone who may: the conversation is archived too.
+        if not link.get("archived") and await self.authz.refuse_archive(user_id, channel, conversation_id):
+            return None
+        await self._forget_card(await self._change_link(key, _archived_change(channel)))
         return Batch(
             jobs=[self.context.hub_job("archived_remotely", conversation_id, {"conversation_id": conversation_id})]
         )
 
-    async def _on_archive_command(self, channel: str) -> Batch | None:
+    async def _on_archive_command(self, channel: str, user_id: str, *, check: bool) -> Batch | None:
         ref, _ = await self._doc(CHANNELS, channel)
         if ref is None:
             return None
         key = str(ref["link"])
         conversation_id = str(ref["conversation_id"])
+        # A job queued by an earlier version (check False) was checked when it was queued.
+        if check and not await self.authz.may_act(user_id, conversation_id):
+            log.warning("conversation %s: refused /archive of %s, who is not an agent of it", conversation_id, user_id)
+            await self._tell_in(channel, user_id, NOT_ALLOWED.format(what="archive this conversation"))
+            return None
         link, _ = await self._doc(LINKS, key)
         if link is not None and link.get("channel") == channel and not link.get("archived"):
             await self._archive_channel(channel)
-            await self._change_link(key, _archived_change(channel))
+            await self._forget_card(await self._change_link(key, _archived_change(channel)))
         return Batch(
             jobs=[self.context.hub_job("archived_remotely", conversation_id, {"conversation_id": conversation_id})]
         )
@@ -1192,11 +1159,16 @@ def _archived_change(channel: str) -> Callable[[dict[str, Any] | None], dict[str
     return change
 
 
-_NOT_ALLOWED = "Only the agents linked to this app, and the conversation's assigned agent, can {what}."
+ARCHIVING = "Archiving this conversation and its channel."
+CHECKING_ARCHIVE = "Checking that you may archive this conversation: if you may, its channel is archived."
 
 
-def _ephemeral(text: str) -> HttpResponse:
-    return HttpResponse.json(200, {"response_type": "ephemeral", "text": text})
+def _command_key(command: _inbound.SlashCommand, body: bytes) -> str:
+    """The inbox key of a slash command: its trigger id, or a digest of the request without one (a command is
+    never taken for another)."""
+    if command.trigger_id:
+        return f"cmd:{command.trigger_id}"
+    return f"cmd-body:{hashlib.sha256(body).hexdigest()}"
 
 
 def _ours(metadata_event_type: str | None) -> bool:
