@@ -4,7 +4,6 @@ hub) and resumable outbound deliveries."""
 from __future__ import annotations
 
 import abc
-import hashlib
 import logging
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
@@ -35,7 +34,7 @@ from ..exceptions import (
     UsageError,
 )
 from ..store import Batch, Job, NewJob, Put
-from ._http import HttpClient, require_httpx
+from ._http import HttpClient, raw_digest, require_httpx
 
 __all__ = ["ChannelConnector", "InboundMessage", "MediaRef"]
 
@@ -319,7 +318,7 @@ def _short_id(value: str) -> str:
     """``value`` when it is a usable id, else a stable digest of it (so that duplicates still match)."""
     if id_problem(value) is None:
         return value
-    return "sha256:" + hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()
+    return raw_digest(value)
 
 
 def bounded(item: InboundMessage) -> InboundMessage:

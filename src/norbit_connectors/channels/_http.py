@@ -83,21 +83,37 @@ def json_object(body: bytes) -> dict[str, Any]:
 
 
 # A lone surrogate or a control character can only reach a decoded string through a \u escape, or (DEL and the
-# C1 controls) as raw UTF-8: bodies with neither are returned as parsed.
-_MAYBE_UNSTORABLE = re.compile(rb"\\u(?:[dD][89a-fA-F]|00[0-1]|007[fF]|00[89])|\x7f|\xc2[\x80-\x9f]")
+# C1 controls, and surrogates encoded as if they were characters) as raw UTF-8: bodies with neither are returned
+# as parsed.
+_MAYBE_UNSTORABLE = re.compile(rb"\\u(?:[dD][89a-fA-F]|00[0-1]|007[fF]|00[89])|\x7f|\xc2[\x80-\x9f]|\xed[\xa0-\xbf]")
 _UNSTORABLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
 
 
-def clean_strings(value: Any) -> Any:
+#: Keys whose values are ids in the platforms' webhooks: cleaning must not make two of them one.
+ID_KEYS = frozenset({"id", "mid", "from", "wa_id", "recipient_id", "message_id", "update_id", "file_id"})
+
+
+def clean_strings(value: Any, key: Any = None) -> Any:
     """``value`` (decoded JSON, at most :data:`MAX_JSON_DEPTH` deep) with every lone surrogate and control
-    character other than tab and line breaks, in keys and values, replaced by U+FFFD: no store can keep them."""
+    character other than tab and line breaks, in keys and values, replaced by U+FFFD: no store can keep them.
+
+    An id (the value of a key in :data:`ID_KEYS`) that would change becomes ``sha256:<hex>`` of its raw value
+    instead, so that two ids differing only in such characters stay two ids."""
     if isinstance(value, str):
-        return _UNSTORABLE.sub("\ufffd", value)
+        cleaned = _UNSTORABLE.sub("\ufffd", value)
+        if cleaned != value and key in ID_KEYS:
+            return raw_digest(value)
+        return cleaned
     if isinstance(value, list):
-        return [clean_strings(item) for item in value]
+        return [clean_strings(item, key) for item in value]
     if isinstance(value, dict):
-        return {clean_strings(k): clean_strings(v) for k, v in value.items()}
+        return {clean_strings(k): clean_strings(v, k) for k, v in value.items()}
     return value
+
+
+def raw_digest(value: str) -> str:
+    """``sha256:<hex>`` of ``value`` as it was sent (lone surrogates included)."""
+    return "sha256:" + hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def json_depth(value: Any) -> int:
