@@ -68,12 +68,12 @@ async def test_telegram_kinds(workspace: Workspace) -> None:
         ]
         got = await run(workspace, telegram, f"telegram:{ann.chat_id}", deliveries)
     assert got == [
-        ("[voice message, 0:07]", [(got[0][1][0][0], b"OggS voice")]),
+        ("[voice message, 0:07]", [("voice-1.ogg", b"OggS voice")]),
         ("[audio, Band - Song, 3:05]", [("track.mp3", b"ID3")]),
-        ("[video, 1:02:05]\nwatch", [(got[2][1][0][0], b"mp4")]),
-        ("[video message, 0:05]", [(got[3][1][0][0], b"note")]),
+        ("[video, 1:02:05]\nwatch", [("video-3.mp4", b"mp4")]),
+        ("[video message, 0:05]", [("video-message-4.mp4", b"note")]),
         ("[animation, 0:02]", [("animation.gif.mp4", b"gif")]),  # one file, not the animation and the document
-        ("[sticker 😀]", [(got[5][1][0][0], b"RIFF webp")]),
+        ("[sticker 😀]", [("sticker-6.webp", b"RIFF webp")]),
         ("[sticker]", []),
         (f"[location] 52.52, 13.405 {MAP}", []),
         (f"[live location] 52.52, 13.405 {MAP}", []),
@@ -85,7 +85,6 @@ async def test_telegram_kinds(workspace: Workspace) -> None:
         ("[unsupported message: game]", []),
         ("[unsupported message]", []),
     ]
-    assert got[0][1][0][0].endswith(".ogg") or got[0][1][0][0].endswith(".oga")
 
 
 async def test_whatsapp_kinds(workspace: Workspace) -> None:

@@ -230,9 +230,12 @@ def storable(value: Any) -> bool:
 
 @given(json_with_odd_text)
 def test_json_object_returns_only_storable_text(value: Any) -> None:
-    body = json.dumps({"v": value}).encode()  # ensure_ascii: every odd character arrives as a \\u escape
-    data = json_object(body)
-    assert storable(data)
-    assert json_depth(data) == json_depth({"v": value})
-    if storable(value):
-        assert data == {"v": value}  # nothing to clean: returned as parsed
+    # ensure_ascii: every odd character arrives as a \\u escape; without it, as raw UTF-8 (C1 controls, DEL, and
+    # surrogates encoded as if they were characters).
+    for ensure_ascii in (True, False):
+        body = json.dumps({"v": value}, ensure_ascii=ensure_ascii).encode("utf-8", "surrogatepass")
+        data = json_object(body)
+        assert storable(data)
+        assert json_depth(data) == json_depth({"v": value})
+        if storable(value):
+            assert data == {"v": value}  # nothing to clean: returned as parsed
