@@ -57,11 +57,14 @@ def captured() -> Iterator[Everything]:
             logger.propagate = True
             logger.disabled = False
     root_level = root.level
+    factory, make_record = logging.getLogRecordFactory(), logging.Logger.makeRecord
     root.setLevel(logging.DEBUG)
     root.addHandler(handler)
     try:
         yield handler
     finally:
+        logging.setLogRecordFactory(factory)
+        logging.Logger.makeRecord = make_record  # type: ignore[method-assign]
         root.removeHandler(handler)
         root.setLevel(root_level)
         for name, (level, propagate, disabled) in saved.items():
@@ -133,6 +136,31 @@ async def test_telegram_round_trip_logs_no_secret(workspace: Workspace, captured
         assert [m.kind for m in tg.sent_to(zoe)] == ["text", "document"]
         secrets = [tg.bot_token, tg.secret_token, workspace.emu.bot_token, workspace.emu.signing_secret]
         assert_clean(captured, secrets, *errors, *reprs(config, telegram, slack, slack.config, hub))
+
+
+async def test_slack_round_trip_masks_the_slack_secrets_a_host_logs(workspace: Workspace, captured: Everything) -> None:
+    with TelegramEmulator() as tg:
+        telegram = TelegramConnector(
+            TelegramConfig(bot_token=tg.bot_token, secret_token=tg.secret_token, base_url=tg.base_url)
+        )
+        hub, slack = workspace.hub(telegram)
+        zoe = tg.add_customer("Zoë")
+        host = logging.getLogger("host.setup")
+        async with hub:
+            host.debug(
+                "Slack app: signing secret %s, bot token %s", slack.config.signing_secret, slack.config.bot_token
+            )
+            host.debug(f"Slack signing secret is {slack.config.signing_secret}")
+            assert (await tg.send_text(zoe, "hello").deliver(telegram.handle_http)).status == 200
+            refused = tg.update(tg.send_text(zoe, "x").payload, secret_token="wrong")
+            assert (await refused.deliver(telegram.handle_http)).status == 401
+            await hub.wait_idle()
+            await workspace.agent_answers(slack, f"telegram:{zoe.chat_id}", "answer")
+            await hub.wait_idle()
+            assert await hub.dead_letters() == []
+        assert [m.kind for m in tg.sent_to(zoe)] == ["text"]
+        assert any(line == "host.setup DEBUG Slack signing secret is ***" for line in captured.lines)
+        assert_clean(captured, [workspace.emu.signing_secret, workspace.emu.bot_token])
 
 
 async def test_whatsapp_round_trip_logs_no_secret(workspace: Workspace, captured: Everything) -> None:

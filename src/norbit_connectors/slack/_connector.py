@@ -31,6 +31,7 @@ from .._events import (
     TakeOver,
 )
 from .._models import Agent, AgentReply, Attachment, Conversation, Message, User, converter
+from .._redact import protect
 from ..exceptions import (
     ConfigurationError,
     InvalidRequest,
@@ -88,6 +89,7 @@ class SlackConnector(Connector):
         if not isinstance(config, SlackConfig):
             raise UsageError("SlackConnector takes a SlackConfig")
         self.config = config
+        protect(self, config.bot_token, config.signing_secret, config.user_token)
         self.transport = SlackTransport(config, limiter=limiter)
         self.bot_user_id: str | None = None
         self.team_id: str | None = None
