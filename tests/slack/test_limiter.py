@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import anyio
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -51,7 +52,7 @@ def test_posts_are_paced_per_channel() -> None:
 def test_retry_after_holds_the_limit_back() -> None:
     clock = Clock()
     limiter = SlackLimiter(clock=clock)
-    limiter.rate_limited("chat.postMessage", "C1", 5.0)
+    anyio.run(limiter.rate_limited, "chat.postMessage", "C1", 5.0)
     assert limiter.delay("chat.postMessage", "C1") >= 5.0
 
 

@@ -66,7 +66,7 @@ async def test_burst_of_100_under_slack_limits_keeps_to_the_pace() -> None:
     clock = fast_clock()
     with SlackEmulator(rate_limits="slack", clock=clock) as emulator:
         ws = Workspace(emulator)
-        slack = SlackConnector(ws.config(), limiter=SlackLimiter(clock=clock, sleep=fast_sleep))
+        slack = SlackConnector(ws.config(), limiter=SlackLimiter(clock=clock, wall_clock=clock, sleep=fast_sleep))
         texts = await burst(ws, slack, 100)
         refused = [c for c in emulator.calls if c.status == 429]
     assert texts == [f"message {i}" for i in range(100)]

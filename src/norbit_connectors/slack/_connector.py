@@ -109,8 +109,9 @@ class SlackConnector(Connector):
         self.bot_user_id = str(who.get("user_id") or "") or None
         self.team_id = str(who.get("team_id") or "") or None
         self.authz.learn(who)
-        # Every process on the hub's store paces this workspace's calls with the same rate cells.
-        self.transport.limiter.share(self.context.store, self.team_id or "")
+        # Every process on the hub's store paces this workspace's calls with the same rate cells (an install
+        # whose auth.test names no team: its organisation's; neither: this process's own cells).
+        self.transport.limiter.share(self.context.store, self.team_id or str(who.get("enterprise_id") or ""))
         if self.transport.has_user_token:
             owner = await self.transport.call("auth.test", as_user=True)
             self.installer_user_id = str(owner.get("user_id") or "") or None

@@ -11,17 +11,21 @@ they live in this process.
 
 from __future__ import annotations
 
-import math
+import logging
 import time
 from collections.abc import Awaitable, Callable
 
 import anyio
 from attrs import frozen
 
+from ..exceptions import NorbitError, TransportError
 from ..store import RateCells
 from ..store._rates import advance
+from ._retry_after import MAX_HOLD, clamp_retry_after
 
-__all__ = ["METHOD_TIERS", "TIER_LIMITS", "Limit", "SlackLimiter", "limit_for", "wait_for"]
+__all__ = ["MAX_HOLD", "METHOD_TIERS", "TIER_LIMITS", "Limit", "SlackLimiter", "limit_for", "longest_wait", "wait_for"]
+
+log = logging.getLogger("norbit_connectors.slack")
 
 #: Slack's published tiers: calls per minute, all of which may come in a burst.
 TIER_LIMITS: dict[int, int] = {1: 1, 2: 20, 3: 50, 4: 100}
@@ -56,8 +60,6 @@ POST_RATE_PER_SECOND = 1.0
 POST_BURST = 4
 #: Seconds of safety between our count of Slack's minute and Slack's own.
 TIER_MARGIN = 0.25
-#: The longest Retry-After a 429 can hold a limit back for (a larger or unreadable one counts as this).
-MAX_HOLD = 3600.0
 
 
 @frozen(kw_only=True)
@@ -90,10 +92,17 @@ def limit_for(
     return Limit(key=f"tier:{method}", interval=interval, tolerance=interval * (per_minute - 1), margin=TIER_MARGIN)
 
 
+def longest_wait(limit: Limit) -> float:
+    """The most one call waits on ``limit``: the longest hold after a 429, the burst and one interval (a cell
+    further ahead than that was written by a clock running ahead, or one stepped back since)."""
+    return limit.tolerance + limit.interval + MAX_HOLD
+
+
 def wait_for(limit: Limit, start: float, now: float) -> float:
-    """Seconds to wait at ``now`` before a call whose reservation on ``limit``'s cell started at ``start``."""
+    """Seconds to wait at ``now`` before a call whose reservation on ``limit``'s cell started at ``start``
+    (never more than :func:`longest_wait`)."""
     wait = start - limit.tolerance - now
-    return wait + limit.margin if wait > 0 else 0.0
+    return min(wait + limit.margin, longest_wait(limit)) if wait > 0 else 0.0
 
 
 class SlackLimiter:
@@ -103,18 +112,20 @@ class SlackLimiter:
         self,
         *,
         clock: Callable[[], float] | None = None,
+        wall_clock: Callable[[], float] = time.time,
         tiers: dict[int, int] | None = None,
         post_rate: float = POST_RATE_PER_SECOND,
         post_burst: int = POST_BURST,
         enabled: bool = True,
         sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
     ) -> None:
-        """``clock`` and ``sleep`` are injectable together (a simulated clock must come with a sleep that
-        waits in the same time); by default cells in this process use :func:`time.monotonic` and cells in a
-        store :func:`time.time`, the clock processes share. ``enabled=False`` paces nothing (for a server
+        """``clock`` (cells in this process, :func:`time.monotonic` by default) and ``sleep`` are injectable
+        together (a simulated clock must come with a sleep that waits in the same time). Cells in a store use
+        ``wall_clock`` (:func:`time.time`), never ``clock``: other processes and hosts read them, so their times
+        must be Unix times; a simulated one is given as both. ``enabled=False`` paces nothing (for a server
         without limits)."""
         self._clock = clock or time.monotonic
-        self._shared_clock = clock or time.time
+        self._shared_clock = wall_clock
         self._sleep = sleep
         self._tiers = dict(TIER_LIMITS if tiers is None else tiers)
         self._post = (post_rate, post_burst)
@@ -122,14 +133,16 @@ class SlackLimiter:
         self._cells: dict[str, float] = {}
         self._store: RateCells | None = None
         self._scope = ""
-        # Retry-After holds (cell key -> not before) still to be written to the store's cell.
+        # Retry-After holds (cell key -> not before) not yet written to the store's cell (its write failed).
         self._holds: dict[str, float] = {}
         self.enabled = enabled
 
     def share(self, store: object | None, workspace: str = "") -> None:
-        """Pace with the rate cells of ``store`` (when it has them), under ``workspace`` (the team id): every
-        process doing the same on that store paces that workspace's calls together. ``None``: in this process."""
-        self._store = store if isinstance(store, RateCells) else None
+        """Pace with the rate cells of ``store`` (when it has them), under ``workspace`` (the team id, or the
+        enterprise id of an install without one): every process doing the same on that store paces that
+        workspace's calls together. ``None``, or no ``workspace`` (one scope for every workspace without an id
+        would pace unrelated workspaces together): in this process."""
+        self._store = store if isinstance(store, RateCells) and workspace else None
         self._scope = f"slack:{workspace}:"
         self._holds.clear()
 
@@ -159,8 +172,26 @@ class SlackLimiter:
         start, self._cells[limit.key] = advance(self._cells.get(limit.key), now=now, cost=limit.interval)
         return wait_for(limit, start, now)
 
+    async def _reserve(self, store: RateCells, key: str, *, now: float, cost: float) -> float:
+        """Reserve on the store's cell ``key``, taking any hold still to be written along; the hold is
+        forgotten only once the store has it. A store failure is a TransportError (the call is retried later,
+        the hold kept for it)."""
+        hold = self._holds.get(key, 0.0)
+        try:
+            start = await store.reserve_rate(self._scope + key, now=now, cost=cost, not_before=hold)
+        except NorbitError:
+            raise
+        except Exception as exc:
+            raise TransportError(
+                f"Slack rate cells in the store failed: {type(exc).__name__}", code="rate_cells", service="slack"
+            ) from None
+        if self._holds.get(key) == hold:
+            del self._holds[key]
+        return start
+
     async def acquire(self, method: str, channel: str | None = None) -> None:
-        """Wait until a call of ``method`` (to ``channel``) may go."""
+        """Wait until a call of ``method`` (to ``channel``) may go. With the cells in a store, a store that fails
+        raises :class:`~norbit_connectors.exceptions.TransportError`."""
         store = self._store
         if store is None or not self.enabled:
             wait = self.delay(method, channel)
@@ -169,32 +200,41 @@ class SlackLimiter:
             if limit is None:
                 return
             now = self._shared_clock()
-            hold = self._holds.pop(limit.key, 0.0)
-            start = await store.reserve_rate(self._scope + limit.key, now=now, cost=limit.interval, not_before=hold)
+            start = await self._reserve(store, limit.key, now=now, cost=limit.interval)
             wait = wait_for(limit, start, now)
         if wait > 0:
             await self._sleep(wait)
 
-    def rate_limited(self, method: str, channel: str | None, retry_after: float) -> None:
-        """Slack answered 429: hold this limit back for ``retry_after`` seconds (in a store's cell: from the
-        next :meth:`sleep` or :meth:`acquire` on, whichever comes first)."""
+    async def rate_limited(self, method: str, channel: str | None, retry_after: float) -> None:
+        """Slack answered 429: hold this limit back for ``retry_after`` seconds (clamped to ``[0, MAX_HOLD]``).
+        With the cells in a store the hold is written there before this returns, so that every process holds
+        back; if the store fails, the hold is kept here (a WARNING is logged) and goes with the next
+        reservation."""
         limit = self._limit(method, channel)
         if limit is None:
             return
-        retry_after = min(max(retry_after, 0.0), MAX_HOLD) if math.isfinite(retry_after) else MAX_HOLD
+        retry_after = clamp_retry_after(retry_after)
         # After a 429, nothing goes before now + retry_after, and then at the sustained rate.
-        if self._store is None:
+        store = self._store
+        if store is None:
             until = self._clock() + retry_after + limit.tolerance
             self._cells[limit.key] = advance(self._cells.get(limit.key), now=until, cost=0.0)[1]
-        else:
-            until = self._shared_clock() + retry_after + limit.tolerance
-            self._holds[limit.key] = max(until, self._holds.get(limit.key, 0.0))
+            return
+        now = self._shared_clock()
+        self._holds[limit.key] = max(now + retry_after + limit.tolerance, self._holds.get(limit.key, 0.0))
+        await self._write_holds(store, now)
+
+    async def _write_holds(self, store: RateCells, now: float) -> None:
+        for key in list(self._holds):
+            try:
+                await self._reserve(store, key, now=now, cost=0.0)
+            except TransportError as exc:
+                log.warning("Slack rate limit hold kept in this process for now: %s", exc)
 
     async def sleep(self, seconds: float) -> None:
-        """Wait ``seconds`` in the limiter's time (after a 429), first writing its hold to the store's cell so
-        that the other processes hold back too."""
+        """Wait ``seconds`` in the limiter's time (after a 429), first trying once more to write any hold the
+        store did not take."""
         store = self._store
-        while store is not None and self._holds:
-            key, until = self._holds.popitem()
-            await store.reserve_rate(self._scope + key, now=self._shared_clock(), cost=0.0, not_before=until)
+        if store is not None and self._holds:
+            await self._write_holds(store, self._shared_clock())
         await self._sleep(seconds)

@@ -25,6 +25,7 @@ from ..exceptions import NorbitError, NotFound, PermissionDenied, RateLimited, R
 from ._config import SlackConfig
 from ._files import may_fetch
 from ._limits import SlackLimiter
+from ._retry_after import parse_retry_after
 
 __all__ = ["SlackTransport", "map_slack_error"]
 
@@ -76,11 +77,7 @@ def map_slack_error(method: str, status: int, headers: Mapping[str, Any], data: 
     text = f"Slack {method} failed: {code}"
     if status == 429 or code == "ratelimited":
         raw = next((v for k, v in headers.items() if str(k).lower() == "retry-after"), None)
-        try:
-            retry_after = float(raw[0] if isinstance(raw, list) else raw) if raw is not None else 1.0
-        except (TypeError, ValueError):
-            retry_after = 1.0
-        return RateLimited(text, retry_after=max(0.0, retry_after), service="slack")
+        return RateLimited(text, retry_after=parse_retry_after(raw), service="slack")
     if status >= 500 or code in _TRANSIENT:
         return TransportError(text, code=code, service="slack")
     if code in _PERMISSION:
@@ -144,7 +141,7 @@ class SlackTransport:
                     f"Slack {method} could not be reached: {type(exc).__name__}", code="connection", service="slack"
                 )
             if isinstance(error, RateLimited):
-                self.limiter.rate_limited(method, channel, error.retry_after)
+                await self.limiter.rate_limited(method, channel, error.retry_after)
                 if attempt < INLINE_ATTEMPTS and error.retry_after <= MAX_INLINE_WAIT:
                     log.info("Slack %s rate limited; waiting %.1fs", method, error.retry_after)
                     await self.limiter.sleep(error.retry_after)

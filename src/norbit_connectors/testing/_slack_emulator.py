@@ -61,7 +61,7 @@ class SlackCall:
 @attrs.frozen(kw_only=True)
 class _Fault:
     kind: FaultKind
-    retry_after: int
+    retry_after: int | str
     delay: float
     after: bool  # apply the call, then fail the response (the caller cannot know it succeeded)
 
@@ -464,7 +464,7 @@ class SlackEmulator:
         status: FaultKind = 500,
         *,
         times: int = 1,
-        retry_after: int = 1,
+        retry_after: int | str = 1,
         delay: float = 0.5,
         after: bool = False,
     ) -> None:
@@ -472,12 +472,18 @@ class SlackEmulator:
 
         ``status``: 429 (ratelimited with ``Retry-After: retry_after``), 500, 503, ``"reset"`` (the connection is
         closed without an answer) or ``"latency"`` (answer normally after ``delay`` seconds). With ``after=True``
-        the call takes effect before the failure, as when a response is lost on the way back.
+        the call takes effect before the failure, as when a response is lost on the way back. A string
+        ``retry_after`` is sent as the header's text, as it is (``"nan"``, ``"1e12"``): for clients' parsers.
         """
         kind = _check_kind(status)
         if method != "*" and method not in METHODS:
             raise ConfigurationError(f"the emulator does not serve {method!r}")
-        if times < 1 or retry_after < 1 or delay < 0:
+        if isinstance(retry_after, str):
+            if not retry_after.isprintable() or not retry_after.isascii():
+                raise ConfigurationError("a Retry-After text must be printable ASCII")
+        elif retry_after < 1:
+            raise ConfigurationError("times and retry_after must be >= 1, delay >= 0")
+        if times < 1 or delay < 0:
             raise ConfigurationError("times and retry_after must be >= 1, delay >= 0")
         with self._lock:
             fault = _Fault(kind=kind, retry_after=retry_after, delay=delay, after=after)
