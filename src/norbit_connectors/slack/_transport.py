@@ -8,10 +8,12 @@ raised as a NorbitError for the hub to reschedule. slack_sdk errors are mapped t
 from __future__ import annotations
 
 import http.client
+import ipaddress
 import json
 import logging
 import random
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Mapping
 from functools import partial
@@ -27,7 +29,7 @@ from ._files import may_fetch
 from ._limits import SlackLimiter
 from ._retry_after import parse_retry_after
 
-__all__ = ["SlackTransport", "map_slack_error"]
+__all__ = ["SlackTransport", "environment_proxy_allowed", "map_slack_error"]
 
 log = logging.getLogger("norbit_connectors.slack")
 
@@ -178,14 +180,16 @@ class SlackTransport:
 
         Only URLs on ``https://files.slack.com`` or on ``base_url``'s origin are fetched (see :mod:`._files`),
         and redirects are not followed: a refused URL or a redirect raises :class:`NotFound` before the token
-        goes anywhere else."""
+        goes anywhere else. An environment proxy (``HTTPS_PROXY``) is used only for ``https://`` to a host that
+        is not loopback (see :func:`environment_proxy_allowed`): the token never crosses a proxy in clear."""
         if not may_fetch(url, base_url=self._config.base_url):
             raise NotFound("Slack file URL refused: not on files.slack.com or the API's origin", code="refused")
         token = self._config.bot_token
 
         def fetch() -> tuple[int, bytes | None]:
             request = urllib.request.Request(url, method="GET", headers={"Authorization": f"Bearer {token}"})
-            with _opener_without_redirects().open(request, timeout=self._config.timeout) as response:
+            opener = _opener_without_redirects(environment_proxy=environment_proxy_allowed(url))
+            with opener.open(request, timeout=self._config.timeout) as response:
                 status = int(response.status)
                 if status != 200:
                     return status, None
@@ -205,10 +209,31 @@ class SlackTransport:
         raise TransportError(f"Slack file download failed with HTTP {status}", code=str(status))
 
 
-def _opener_without_redirects() -> urllib.request.OpenerDirector:
+def environment_proxy_allowed(url: str) -> bool:
+    """Whether a request with a token to ``url`` may go through a proxy named in the environment: only over
+    ``https://`` (the proxy tunnels TLS and sees no header) to a host that is not this one (a loopback address
+    is never reached through a proxy)."""
+    try:
+        parts = urllib.parse.urlsplit(url.strip())
+        host = parts.hostname
+    except ValueError:
+        return False
+    if parts.scheme.lower() != "https" or not host:
+        return False
+    if host == "localhost" or host.endswith(".localhost"):
+        return False
+    try:
+        return not ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return True
+
+
+def _opener_without_redirects(*, environment_proxy: bool) -> urllib.request.OpenerDirector:
     """An opener for http(s) only that hands back every answer as it came: no redirect is followed, no other
-    scheme (``file:``, ``ftp:``, ``data:``) is served, and error statuses are not turned into exceptions."""
+    scheme (``file:``, ``ftp:``, ``data:``) is served, and error statuses are not turned into exceptions. The
+    environment's proxies are used only with ``environment_proxy``."""
     opener = urllib.request.OpenerDirector()
-    for handler in (urllib.request.ProxyHandler(), urllib.request.HTTPHandler(), urllib.request.HTTPSHandler()):
+    proxies = urllib.request.ProxyHandler(None if environment_proxy else {})
+    for handler in (proxies, urllib.request.HTTPHandler(), urllib.request.HTTPSHandler()):
         opener.add_handler(handler)
     return opener
