@@ -1,11 +1,12 @@
 """A hub in its own process, driven by the reliability tests.
 
 Run as ``python _hub_child.py --backend asyncio|trio --store sqlite:PATH|postgres:DSN [--lease S] [--http]
-[--replies FILE] [--limiter] [--workers N]``, with the Slack settings in the ``NORBIT_CHILD_SLACK`` environment
-variable (JSON: base_url, bot_token, signing_secret, main_channel, agent_links). It runs a Hub (``--workers``
-delivery workers, 8 by default) with one SlackConnector, whose own rate limiter is on with ``--limiter`` (as in
-production) and off otherwise (for an emulator without limits), and answers JSON lines on stdin with JSON lines
-on stdout:
+[--replies FILE] [--limiter [--post-burst N] [--apart]] [--workers N]``, with the Slack settings in the
+``NORBIT_CHILD_SLACK`` environment variable (JSON: base_url, bot_token, signing_secret, main_channel,
+agent_links). It runs a Hub (``--workers`` delivery workers, 8 by default) with one SlackConnector, whose own rate
+limiter is on with ``--limiter`` (as in production) and off otherwise (for an emulator without limits;
+``--post-burst``: chat.postMessage's burst, ``--apart``: its cells in this process even on a shared store, to show
+what sharing them prevents), and answers JSON lines on stdin with JSON lines on stdout:
 
 - ``{"op": "accept", "messages": [{"conversation": ID, "user": ID, "name": NAME, "message": ID, "text": T}]}``:
   ``hub.customer_message`` for each, in order; answers ``{"op": "accepted", "n": N}`` once all are committed.
@@ -35,6 +36,7 @@ import anyio.abc
 from norbit_connectors import AgentReply, Conversation, Delivery, Message, User
 from norbit_connectors.hub import Hub
 from norbit_connectors.slack import SlackConfig, SlackConnector, SlackLimiter
+from norbit_connectors.slack._limits import POST_BURST
 from norbit_connectors.store import PostgresStore, SQLiteStore, Store
 
 ENV = "NORBIT_CHILD_SLACK"
@@ -121,6 +123,13 @@ async def _serve_http(listener: anyio.abc.SocketListener, app: AsgiApp) -> None:
     await listener.serve(handle)
 
 
+class _Apart(SlackLimiter):
+    """A limiter that never shares its cells."""
+
+    def share(self, store: object | None, workspace: str = "") -> None:
+        super().share(None, workspace)
+
+
 async def main(args: argparse.Namespace) -> None:
     settings = json.loads(os.environ[ENV])
     config = SlackConfig(
@@ -130,7 +139,8 @@ async def main(args: argparse.Namespace) -> None:
         agent_links=settings.get("agent_links", {}),
         base_url=settings["base_url"],
     )
-    slack = SlackConnector(config, limiter=SlackLimiter(enabled=args.limiter))
+    limiter = (_Apart if args.apart else SlackLimiter)(enabled=args.limiter, post_burst=args.post_burst)
+    slack = SlackConnector(config, limiter=limiter)
     reconciled = _CountReconciled()
     logging.getLogger("norbit_connectors.slack").addHandler(reconciled)
     logging.getLogger("norbit_connectors.slack").setLevel(logging.INFO)
@@ -214,6 +224,8 @@ if __name__ == "__main__":
     parser.add_argument("--http", action="store_true")
     parser.add_argument("--replies", default="")
     parser.add_argument("--limiter", action="store_true")
+    parser.add_argument("--post-burst", type=int, default=POST_BURST)
+    parser.add_argument("--apart", action="store_true")
     parser.add_argument("--workers", type=int, default=8)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     anyio.run(main, parser.parse_args(), backend=parser.parse_args().backend)

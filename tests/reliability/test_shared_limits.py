@@ -22,13 +22,19 @@ from ._procs import Child, children, expected, message, relayed, slack_env
 CONVERSATIONS = ("u1-a", "u1-b", "u1-c", "u1-d")
 PER_CONVERSATION = 4
 BACKENDS = [pytest.param("asyncio", id="child-asyncio"), pytest.param("trio", id="child-trio")]
+# The processes burst two posts where Slack allows five: three seconds of room for a process that stalls between
+# its reservation and its call (a collection, a busy store, a loaded machine) and so bunches its posts with the
+# other's. Two processes pacing apart at this burst still post twice Slack's rate (see the test below).
+POST_BURST = 2
 
 
-def _post_together(store: str, backend: str) -> None:
+def _post_together(store: str, backend: str, *, apart: bool = False) -> list[tuple[str, object]]:
+    """The posts the emulator refused with 429."""
     with SlackEmulator(rate_limits="slack") as emu:
         main = emu.add_channel("support", members=[emu.bot_user_id])
         env = slack_env(emu, main)
         args = ["--backend", backend, "--store", store, "--lease", "30", "--limiter", "--workers", "1"]
+        args += ["--post-burst", str(POST_BURST), *(["--apart"] if apart else [])]
         with children((args, env), (args, env)) as procs:
             # The first message of each conversation through one process (the channel is created once), then
             # the rest split between both, sent at the same moment.
@@ -47,10 +53,10 @@ def _post_together(store: str, backend: str) -> None:
             for child in procs:
                 child.stop()
         refused = [(call.method, call.args.get("channel")) for call in emu.calls if call.status == 429]
-        assert refused == []  # the emulator's own record: it never had to answer 429
         assert relayed(emu) == expected(CONVERSATIONS, PER_CONVERSATION)  # each message exactly once, in order
         channels = {c for c in emu.channels if c != main and emu.messages(c)}
         assert len(channels) == 1  # all of it went into one channel
+        return refused
 
 
 def _accept(child: Child, batch: list[dict[str, str]]) -> None:
@@ -59,9 +65,16 @@ def _accept(child: Child, batch: list[dict[str, str]]) -> None:
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_two_processes_on_one_sqlite_file_pace_one_channel_together(tmp_path: Path, backend: str) -> None:
-    _post_together(f"sqlite:{tmp_path / 'hub.sqlite3'}", backend)
+    # The emulator's own record: it never had to answer 429.
+    assert _post_together(f"sqlite:{tmp_path / 'hub.sqlite3'}", backend) == []
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_two_processes_on_postgresql_pace_one_channel_together(postgres_dsn: str, backend: str) -> None:
-    _post_together(f"postgres:{postgres_dsn}", backend)
+    assert _post_together(f"postgres:{postgres_dsn}", backend) == []
+
+
+def test_two_processes_pacing_apart_are_refused(tmp_path: Path) -> None:
+    # The same posts with each process's cells its own: together they exceed the channel's rate, so the tests
+    # above prove the sharing (Retry-After is honoured and nothing is lost either way).
+    assert _post_together(f"sqlite:{tmp_path / 'hub.sqlite3'}", "asyncio", apart=True) != []
