@@ -30,6 +30,7 @@ from typing import Any, ClassVar
 
 import anyio
 import pytest
+from attrs import frozen
 
 from .._connector import Connector, HttpResponse
 from .._events import CustomerMessage, HubEvent
@@ -44,6 +45,7 @@ __all__ = [
     "AgentDesk",
     "ConformancePeer",
     "ConnectorConformance",
+    "MessageKind",
     "MessengerPeer",
     "TelegramPeer",
     "WhatsAppPeer",
@@ -90,11 +92,32 @@ class ConformancePeer(abc.ABC):
     def received_texts(self) -> list[str]:
         """The texts the connector sent to the customer, oldest first."""
 
-    @abc.abstractmethod
-    def message_kinds(self) -> Mapping[str, Webhook]:
+    def message_kinds(self) -> Mapping[str, Webhook | MessageKind]:
         """A correctly signed delivery of one new customer message of every kind the platform has (text, picture,
-        voice, sticker, location, contact, ...: the more the better, and one of a kind it does not know), by name.
-        Each must reach the agents as something readable."""
+        voice, sticker, location, contact, ...: the more the better), by name; at least ``"text"`` and
+        ``"unknown"`` (a kind the connector does not know). Each must reach the agents as something readable; wrap
+        one in :class:`MessageKind` to say what it must bring (a file) or that the generic "[unsupported message]"
+        line is the right rendering of it. The default offers none, which fails the conformance test."""
+        return {}
+
+
+@frozen(kw_only=True)
+class MessageKind:
+    """One entry of :meth:`ConformancePeer.message_kinds`: ``delivery``; ``file``: the message must arrive with a
+    file with content; ``generic``: the platform itself says it is unsupported, so "[unsupported message...]" is
+    the right line for it (every other kind but "unknown" must be rendered as what it is)."""
+
+    delivery: Webhook
+    file: bool = False
+    generic: bool = False
+
+
+def _file(delivery: Webhook) -> MessageKind:
+    return MessageKind(delivery=delivery, file=True)
+
+
+def _generic(delivery: Webhook) -> MessageKind:
+    return MessageKind(delivery=delivery, generic=True)
 
 
 class AgentDesk(Connector):
@@ -203,12 +226,17 @@ class ConnectorConformance:
     async def test_every_message_kind_becomes_a_customer_message(
         self, hub: Hub, connector: Connector, desk: AgentDesk, peer: ConformancePeer
     ) -> None:
-        kinds = peer.message_kinds()
-        assert len(kinds) >= 2, "message_kinds() must offer more than text"
+        offered = peer.message_kinds()
+        missing = sorted({"text", "unknown"} - set(offered))
+        assert not missing, (
+            f"{type(peer).__name__}.message_kinds() must offer at least 'text' and 'unknown' (a kind the connector "
+            f"does not know); missing: {', '.join(missing)}. Implement it: one signed delivery per kind of message."
+        )
+        kinds = {n: k if isinstance(k, MessageKind) else MessageKind(delivery=k) for n, k in offered.items()}
         async with hub:
-            for name, delivery in kinds.items():
+            for name, kind in kinds.items():
                 before = len(desk.received)
-                response = await delivery.deliver(connector.handle_http)
+                response = await kind.delivery.deliver(connector.handle_http)
                 assert 200 <= response.status < 300, (name, response.status)
                 with anyio.fail_after(30):
                     await hub.wait_idle()
@@ -218,6 +246,10 @@ class ConnectorConformance:
                 message = arrived[0].message
                 assert message.text.strip() or message.attachments, f"{name}: an empty message"
                 assert arrived[0].conversation.id == peer.conversation_id, name
+                if kind.file:
+                    assert any(a.content for a in message.attachments), f"{name}: no file with content"
+                if name != "unknown" and not kind.generic:
+                    assert "[unsupported message" not in message.text, f"{name}: {message.text!r}"
             assert await hub.dead_letters() == []
 
     @pytest.mark.anyio
@@ -277,18 +309,18 @@ class TelegramPeer(ConformancePeer):
     def received_texts(self) -> list[str]:
         return [m.text or "" for m in self.emulator.sent_to(self.customer) if m.kind == "text"]
 
-    def message_kinds(self) -> Mapping[str, Webhook]:
+    def message_kinds(self) -> Mapping[str, Webhook | MessageKind]:
         emu, who = self.emulator, self.customer
         return {
             "text": emu.send_text(who, "hello"),
-            "photo": emu.send_photo(who, b"\xff\xd8 photo"),
-            "document": emu.send_document(who, b"%PDF", file_name="a.pdf", mime_type="application/pdf"),
-            "voice": emu.send_voice(who, b"OggS voice", duration=7),
-            "audio": emu.send_audio(who, b"ID3 audio", duration=185, performer="Band", title="Song"),
-            "video": emu.send_video(who, b"video", duration=12),
-            "video_note": emu.send_video_note(who, b"note", duration=5),
-            "animation": emu.send_animation(who, b"gif"),
-            "sticker": emu.send_sticker(who, b"RIFF webp", emoji="😀"),
+            "photo": _file(emu.send_photo(who, b"\xff\xd8 photo")),
+            "document": _file(emu.send_document(who, b"%PDF", file_name="a.pdf", mime_type="application/pdf")),
+            "voice": _file(emu.send_voice(who, b"OggS voice", duration=7)),
+            "audio": _file(emu.send_audio(who, b"ID3 audio", duration=185, performer="Band", title="Song")),
+            "video": _file(emu.send_video(who, b"video", duration=12)),
+            "video_note": _file(emu.send_video_note(who, b"note", duration=5)),
+            "animation": _file(emu.send_animation(who, b"gif")),
+            "sticker": _file(emu.send_sticker(who, b"RIFF webp", emoji="😀")),
             "animated sticker": emu.send_sticker(who, b"tgs", emoji=None, animated=True),
             "location": emu.send_location(who, 52.52, 13.405),
             "live location": emu.send_location(who, 52.52, 13.405, live_period=900),
@@ -297,7 +329,7 @@ class TelegramPeer(ConformancePeer):
             "poll": emu.send_poll(who, "Which day?", ["Monday", "Tuesday"]),
             "dice": emu.send_dice(who),
             "unknown": emu.send_message(who, {"game": {"title": "A game"}}),
-            "nothing": emu.send_message(who, {}),
+            "nothing": _generic(emu.send_message(who, {})),
         }
 
 
@@ -326,16 +358,18 @@ class WhatsAppPeer(ConformancePeer):
     def received_texts(self) -> list[str]:
         return [m.text or "" for m in self.emulator.sent_to(self.customer) if m.type == "text"]
 
-    def message_kinds(self) -> Mapping[str, Webhook]:
+    def message_kinds(self) -> Mapping[str, Webhook | MessageKind]:
         emu, who = self.emulator, self.customer
         return {
             "text": emu.whatsapp_text(who, "hello"),
-            "image": emu.whatsapp_media(who, b"\xff\xd8 photo"),
-            "document": emu.whatsapp_file(who, "document", b"%PDF", mime_type="application/pdf", filename="a.pdf"),
-            "voice": emu.whatsapp_file(who, "audio", b"OggS", mime_type="audio/ogg; codecs=opus", voice=True),
-            "audio": emu.whatsapp_file(who, "audio", b"ID3", mime_type="audio/mpeg"),
-            "video": emu.whatsapp_file(who, "video", b"mp4", mime_type="video/mp4", caption="look"),
-            "sticker": emu.whatsapp_file(who, "sticker", b"RIFF", mime_type="image/webp", animated=False),
+            "image": _file(emu.whatsapp_media(who, b"\xff\xd8 photo")),
+            "document": _file(
+                emu.whatsapp_file(who, "document", b"%PDF", mime_type="application/pdf", filename="a.pdf")
+            ),
+            "voice": _file(emu.whatsapp_file(who, "audio", b"OggS", mime_type="audio/ogg; codecs=opus", voice=True)),
+            "audio": _file(emu.whatsapp_file(who, "audio", b"ID3", mime_type="audio/mpeg")),
+            "video": _file(emu.whatsapp_file(who, "video", b"mp4", mime_type="video/mp4", caption="look")),
+            "sticker": _file(emu.whatsapp_file(who, "sticker", b"RIFF", mime_type="image/webp", animated=False)),
             "location": emu.whatsapp_location(who, 52.52, 13.405, name="Office", address="Main St 1"),
             "contacts": emu.whatsapp_contacts(who, ("Ann Smith", "+49 30 1234567"), ("Bob", "+1 555 0100")),
             "reaction": emu.whatsapp_reaction(who, "wamid.HBgLNDQ3OTAwMDAwMDAxFQIAERgSQ0FGRTAw", "👍"),
@@ -346,7 +380,7 @@ class WhatsAppPeer(ConformancePeer):
                 "interactive",
                 {"interactive": {"type": "list_reply", "list_reply": {"id": "1", "title": "Option 1"}}},
             ),
-            "unsupported": emu.whatsapp_unsupported(who),
+            "unsupported": _generic(emu.whatsapp_unsupported(who)),
             "unknown": emu.whatsapp_message(who, "hologram", {"hologram": {"id": "1"}}),
         }
 
@@ -372,17 +406,17 @@ class MessengerPeer(ConformancePeer):
     def received_texts(self) -> list[str]:
         return [m.text or "" for m in self.emulator.sent_to(self.user) if m.type == "text"]
 
-    def message_kinds(self) -> Mapping[str, Webhook]:
+    def message_kinds(self) -> Mapping[str, Webhook | MessageKind]:
         emu, who = self.emulator, self.user
         cdn = f"{emu.root_url}/cdn/missing"
         return {
             "text": emu.messenger_text(who, "hello"),
-            "image": emu.messenger_image(who, b"\xff\xd8 photo"),
-            "sticker": emu.messenger_sticker(who, b"\x89PNG like"),
+            "image": _file(emu.messenger_image(who, b"\xff\xd8 photo")),
+            "sticker": _file(emu.messenger_sticker(who, b"\x89PNG like")),
             "location": emu.messenger_location(who, 52.52, 13.405),
             "fallback": emu.messenger_fallback(who, "A shared page", "https://example.com/page"),
             "share": emu.messenger_message(who, {"attachments": [{"type": "share", "payload": {"url": cdn}}]}),
-            "unknown attachment": emu.messenger_message(who, {"attachments": [{"type": "hologram", "payload": {}}]}),
-            "unsupported": emu.messenger_message(who, {"is_unsupported": True}),
-            "nothing": emu.messenger_message(who, {}),
+            "unknown": emu.messenger_message(who, {"attachments": [{"type": "hologram", "payload": {}}]}),
+            "unsupported": _generic(emu.messenger_message(who, {"is_unsupported": True})),
+            "nothing": _generic(emu.messenger_message(who, {})),
         }
