@@ -2,7 +2,8 @@
 
 ``HTTP_PROXY`` / ``HTTPS_PROXY`` are honoured only for ``https://`` to a host that is not loopback (the proxy then
 tunnels TLS and never sees the token); an ``http://`` base_url (the emulator, a local gateway) or a loopback host is
-fetched directly.
+fetched directly. (Web API calls go through slack_sdk, which takes the proxy from the environment itself:
+see docs/deploying.md, "Known limits".)
 """
 
 from __future__ import annotations
