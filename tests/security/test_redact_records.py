@@ -214,3 +214,13 @@ def test_a_handlers_filter_masks_extra_fields_too(owner: _Owner) -> None:
     assert SecretFilter().filter(record)
     assert record.__dict__["tok"] == f"Bearer {MASK}" and record.__dict__["count"] == 3
     assert record.args == ("words",)
+
+
+def test_a_reset_record_factory_does_not_switch_the_masking_off(owner: _Owner, kept: Kept) -> None:
+    logger = logging.getLogger("host.records")
+    logging.setLogRecordFactory(logging.LogRecord)  # as a test or an instrumentation's uninstall does
+    logger.info("e %s", SECRET)
+    assert kept.records[-1].getMessage() == f"e {MASK}"
+    protect(_Owner(), "another-" + "s" * 20)  # and the next registration chains the factory again
+    made = logging.getLogRecordFactory()("host", logging.INFO, __file__, 1, "f %s", (SECRET,), None)
+    assert made.getMessage() == f"f {MASK}"
