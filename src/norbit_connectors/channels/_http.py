@@ -82,10 +82,12 @@ def json_object(body: bytes) -> dict[str, Any]:
     return data
 
 
-# A lone surrogate or a control character can only reach a decoded string through a \u escape, or (DEL and the
-# C1 controls, and surrogates encoded as if they were characters) as raw UTF-8: bodies with neither are returned
+# A lone surrogate or a control character reaches a decoded string only through a \u, \b or \f escape, or (DEL and
+# the C1 controls, and surrogates encoded as if they were characters) as raw UTF-8: bodies with neither are returned
 # as parsed.
-_MAYBE_UNSTORABLE = re.compile(rb"\\u(?:[dD][89a-fA-F]|00[0-1]|007[fF]|00[89])|\x7f|\xc2[\x80-\x9f]|\xed[\xa0-\xbf]")
+_MAYBE_UNSTORABLE = re.compile(
+    rb"\\[bf]|\\u(?:[dD][89a-fA-F]|00[0-1]|007[fF]|00[89])|\x7f|\xc2[\x80-\x9f]|\xed[\xa0-\xbf]"
+)
 _UNSTORABLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
 
 
