@@ -13,11 +13,13 @@ from typing import Any
 __all__ = [
     "coordinate",
     "duration",
+    "forwarded_line",
     "join_lines",
     "label",
     "location_line",
     "person_line",
     "poll_line",
+    "reply_line",
     "unsupported",
 ]
 
@@ -104,3 +106,22 @@ def unsupported(kind: Any = None) -> str:
 def join_lines(*parts: str | None) -> str:
     """The non-empty ``parts``, one per line."""
     return "\n".join(p for p in parts if p)
+
+
+QUOTE_LIMIT = 80
+
+
+def forwarded_line(origin: Any = None) -> str:
+    """``[forwarded from Ann Smith]``, or ``[forwarded]`` when the origin is not known."""
+    name = _text(origin)[: KIND_LIMIT * 2]
+    return f"[forwarded from {name}]" if name else "[forwarded]"
+
+
+def reply_line(quoted: Any = None, *, what: str = "an earlier message") -> str:
+    """``[reply to: <the first words of the quoted text>]``, or ``[reply to an earlier message]``."""
+    text = _text(quoted)
+    if not text:
+        return f"[reply to {what}]"
+    if len(text) > QUOTE_LIMIT:
+        text = text[: QUOTE_LIMIT - 1].rstrip() + "…"
+    return f"[reply to: {text}]"

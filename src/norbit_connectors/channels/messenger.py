@@ -238,6 +238,12 @@ def render_message(message: Mapping[str, Any]) -> tuple[str, list[MediaRef]]:
             lines.append(render.unsupported(kind))
     if message.get("is_unsupported") is True:
         lines.append(render.unsupported())
+    reply_to = dict_field(message, "reply_to")
+    story = dict_field(reply_to, "story")
+    if story:
+        lines.insert(0, render.join_lines(render.reply_line(what="a story"), str_field(story, "url")))
+    elif reply_to:
+        lines.insert(0, render.reply_line())
     text = render.join_lines(*lines, str_field(message, "text"))
     if not text.strip() and not media:
         text = render.unsupported(None if message.get("is_deleted") is not True else "deleted")

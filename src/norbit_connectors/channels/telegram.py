@@ -108,6 +108,14 @@ _ENVELOPE = frozenset(
         "paid_star_count",
         "text",
         "caption",
+        # Before Bot API 7.0, forwards carried these instead of forward_origin.
+        "forward_from",
+        "forward_from_chat",
+        "forward_from_message_id",
+        "forward_signature",
+        "forward_sender_name",
+        "forward_date",
+        "is_paid_post",
     ]
 )
 
@@ -197,12 +205,40 @@ def render_message(message: Mapping[str, Any], message_id: int) -> tuple[str, li
         line = f"[dice {shown}]"
     elif "document" in message:
         media.append(_file(message, "document", f"document-{message_id}", None) or _missing)
-    elif not text and not photos:
-        line = render.unsupported(next((k for k in message if k not in _ENVELOPE), None))
+    elif not photos:
+        # A kind not rendered here (a game, paid media, a story...) is named, even when it has a caption.
+        other = next((k for k in message if k not in _ENVELOPE), None)
+        if other is not None or not text:
+            line = render.unsupported(other)
     files = [m for m in media if m is not _missing]
     if not text.strip() and not files and line is None:
         line = "[empty message]" if text else render.unsupported()
-    return render.join_lines(line, text), files
+    return render.join_lines(*context_lines(message), line, text), files
+
+
+def context_lines(message: Mapping[str, Any]) -> list[str]:
+    """``[forwarded from X]`` and ``[reply to: ...]`` lines for a forwarded message or a reply."""
+    lines: list[str] = []
+    origin = message.get("forward_origin")
+    if isinstance(origin, dict):
+        lines.append(render.forwarded_line(_origin_name(origin)))
+    quote = dict_field(message, "quote")
+    replied = dict_field(message, "reply_to_message") or dict_field(message, "external_reply")
+    if quote or replied:
+        quoted = str_field(quote, "text") or str_field(replied, "text") or str_field(replied, "caption")
+        lines.append(render.reply_line(quoted))
+    elif isinstance(message.get("reply_to_story"), dict):
+        lines.append(render.reply_line(what="a story"))
+    return lines
+
+
+def _origin_name(origin: Mapping[str, Any]) -> str | None:
+    user = dict_field(origin, "sender_user")
+    if user:
+        name = " ".join(t for t in (str_field(user, "first_name"), str_field(user, "last_name")) if t)
+        return name or (f"@{str_field(user, 'username')}" if str_field(user, "username") else None)
+    chat = dict_field(origin, "sender_chat") or dict_field(origin, "chat")
+    return str_field(origin, "sender_user_name") or str_field(chat, "title")
 
 
 _missing = MediaRef(ref="", name="")

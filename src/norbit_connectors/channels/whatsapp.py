@@ -256,7 +256,10 @@ def render_message(message: Mapping[str, Any]) -> tuple[str, list[MediaRef]]:
         return render.join_lines(*lines) or "[contact]", media
     if kind == "reaction":
         emoji = str_field(inner, "emoji")
-        return (f"[reaction {emoji}]" if emoji else "[reaction removed]"), media
+        target = str_field(inner, "message_id")
+        shown = "".join(c for c in target or "" if c.isprintable() and c not in "[]")[:80]
+        to = f" to message {shown}" if shown else ""
+        return (f"[reaction {emoji}{to}]" if emoji else f"[reaction removed{to}]"), media
     if kind == "order":
         items = [_order_item(i) for i in list_field(inner, "product_items") if isinstance(i, dict)]
         return render.join_lines(render.label("order", *items), str_field(inner, "text")), media
@@ -268,6 +271,20 @@ def render_message(message: Mapping[str, Any]) -> tuple[str, list[MediaRef]]:
         reason = str_field(details, "details") or (str_field(errors[0], "title") if errors else None)
         return render.unsupported(reason), media
     return render.unsupported(kind), media
+
+
+def _context_lines(message: Mapping[str, Any]) -> list[str]:
+    """``[forwarded]`` and ``[reply to an earlier message]`` lines (WhatsApp names neither the origin nor the
+    replied-to text); a reaction says itself which message it is about."""
+    context = dict_field(message, "context")
+    lines: list[str] = []
+    if context.get("frequently_forwarded") is True:
+        lines.append("[forwarded many times]")
+    elif context.get("forwarded") is True:
+        lines.append(render.forwarded_line())
+    if str_field(context, "id") and message.get("type") != "reaction":
+        lines.append(render.reply_line())
+    return lines
 
 
 def _contact_line(contact: Mapping[str, Any]) -> str:
@@ -301,9 +318,13 @@ def _parse_message(
     message_id = str_field(message, "id")
     if not sender or not message_id:
         raise InvalidRequest("a WhatsApp message needs from and id")
+    if message.get("type") == "request_welcome":
+        log.info("%s: %s opened the chat (request_welcome): nothing to relay", source, shown_id(sender))
+        return None
     text, media = render_message(message)
     if not text.strip() and not media:
         text = "[empty message]"
+    text = render.join_lines(*_context_lines(message), text)
     timestamp = str_field(message, "timestamp")
     at = float(timestamp) if timestamp and timestamp.isdigit() else None
     user = User(id=f"whatsapp:{sender}", name=names.get(sender) or f"+{sender}", details={"phone": f"+{sender}"})
