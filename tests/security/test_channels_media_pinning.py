@@ -8,14 +8,20 @@ import socket
 import threading
 from collections.abc import Iterator, Sequence
 
+import anyio
 import httpx
 import pytest
 
 from norbit_connectors._urls import UnsafeUrl
 from norbit_connectors.channels._fetch import MediaClient, pinned_request, system_resolve
 from norbit_connectors.channels._http import HttpClient
+from norbit_connectors.channels.whatsapp import WhatsAppConnector
 from norbit_connectors.exceptions import TransportError
+from norbit_connectors.testing._meta import MetaEmulator
+from norbit_connectors.testing._slack_emulator import SlackEmulator
 
+from ..channels.conftest import Workspace
+from ..channels.test_conformance import whatsapp_config
 from .test_channels_media_urls import Listener
 
 pytestmark = pytest.mark.anyio
@@ -183,3 +189,49 @@ async def test_a_download_that_never_ends_is_cut_by_the_overall_limit() -> None:
             await media.fetch(f"{origin}/slow", limit=1 << 20, trusted=[origin])
     finally:
         server.close()
+
+
+@pytest.fixture
+def workspace() -> Iterator[Workspace]:
+    with SlackEmulator(rate_limits="off") as emulator:
+        yield Workspace(emulator)
+
+
+async def test_whatsapp_media_on_a_name_that_resolves_locally_is_not_fetched(
+    workspace: Workspace, listener: Listener
+) -> None:
+    with MetaEmulator() as meta:
+        whatsapp = WhatsAppConnector(whatsapp_config(meta))
+        whatsapp.http.media.resolve = Rebinding(first=("127.0.0.1",))
+        hub, _ = workspace.hub(whatsapp)
+        maria = meta.whatsapp_customer("Maria")
+        url = f"https://media.example.com:{listener.port}/x.jpg"
+        async with hub:
+            delivery = meta.whatsapp_file(maria, "image", b"x", mime_type="image/jpeg", url=url, caption="hi")
+            assert (await delivery.deliver(whatsapp.handle_http)).status == 200
+            with anyio.fail_after(30):
+                await hub.wait_idle()
+            transcript = await hub.store.transcript(f"whatsapp:{maria.wa_id}")
+    assert listener.seen == []
+    assert [e.message.text for e in transcript] == ["hi\n[image: not fetched, unsafe URL]"]
+
+
+async def test_whatsapp_sends_its_token_to_meta_s_media_host_only(workspace: Workspace) -> None:
+    with MetaEmulator() as meta:
+        whatsapp = WhatsAppConnector(whatsapp_config(meta))
+        recorder = Recorder(b"\xff\xd8 picture")
+        whatsapp.http.media.resolve = Rebinding(then=(PUBLIC,))
+        whatsapp.http.media.transport = recorder.transport
+        hub, _ = workspace.hub(whatsapp)
+        maria = meta.whatsapp_customer("Maria")
+        async with hub:
+            for host in ("cdn.example.net", "lookaside.fbsbx.com"):
+                url = f"https://{host}/media/1.jpg"
+                delivery = meta.whatsapp_file(maria, "image", b"x", mime_type="image/jpeg", url=url, caption=host)
+                assert (await delivery.deliver(whatsapp.handle_http)).status == 200
+            with anyio.fail_after(30):
+                await hub.wait_idle()
+            transcript = await hub.store.transcript(f"whatsapp:{maria.wa_id}")
+    sent = [(r.headers["Host"], r.headers.get("Authorization")) for r in recorder.requests]
+    assert sent == [("cdn.example.net", None), ("lookaside.fbsbx.com", f"Bearer {meta.access_token}")]
+    assert [a.content for e in transcript for a in e.message.attachments] == [b"\xff\xd8 picture"] * 2
