@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import socket
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 
 import anyio
 import httpx
@@ -235,3 +235,29 @@ async def test_whatsapp_sends_its_token_to_meta_s_media_host_only(workspace: Wor
     sent = [(r.headers["Host"], r.headers.get("Authorization")) for r in recorder.requests]
     assert sent == [("cdn.example.net", None), ("lookaside.fbsbx.com", f"Bearer {meta.access_token}")]
     assert [a.content for e in transcript for a in e.message.attachments] == [b"\xff\xd8 picture"] * 2
+
+
+class _Drip(httpx.AsyncByteStream):
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        while True:
+            await anyio.sleep(0.02)
+            yield b"x"
+
+
+async def test_a_never_ending_download_relays_the_message_with_a_note(workspace: Workspace) -> None:
+    with MetaEmulator() as meta:
+        whatsapp = WhatsAppConnector(whatsapp_config(meta))
+        whatsapp.http.media.resolve = Rebinding(then=(PUBLIC,))
+        whatsapp.http.media.transport = httpx.MockTransport(lambda request: httpx.Response(200, stream=_Drip()))
+        whatsapp.http.media.total_timeout = 0.2
+        hub, _ = workspace.hub(whatsapp)
+        maria = meta.whatsapp_customer("Maria")
+        async with hub:
+            url = "https://cdn.example.net/slow.jpg"
+            delivery = meta.whatsapp_file(maria, "image", b"x", mime_type="image/jpeg", url=url, caption="hello")
+            assert (await delivery.deliver(whatsapp.handle_http)).status == 200
+            with anyio.fail_after(30):
+                await hub.wait_idle()
+            assert await hub.dead_letters() == []
+            transcript = await hub.store.transcript(f"whatsapp:{maria.wa_id}")
+    assert [e.message.text for e in transcript] == ["hello\n[image: not fetched (network error)]"]
