@@ -196,3 +196,29 @@ async def test_a_telegram_edit_reaches_slack(workspace: Workspace) -> None:
                 await hub.wait_idle()
             transcript = await hub.store.transcript(f"telegram:{zoe.chat_id}")
     assert [e.message.text for e in transcript] == ["helo", "[edited]\nhello"]
+
+
+async def test_a_business_chat_is_relayed_and_answered_through_the_business_account(workspace: Workspace) -> None:
+    with TelegramEmulator() as tg:
+        telegram = TelegramConnector(
+            TelegramConfig(bot_token=tg.bot_token, secret_token=tg.secret_token, base_url=tg.base_url)
+        )
+        hub, slack = workspace.hub(telegram)
+        zoe = tg.add_customer("Zoë")
+        async with hub:
+            update = copy.deepcopy(tg.send_text(zoe, "is the shop open?").payload)
+            update["business_message"] = update.pop("message") | {"business_connection_id": "BC1"}
+            assert (await tg.update(update).deliver(telegram.handle_http)).status == 200
+            own = copy.deepcopy(update)  # the business account's own answer in the same chat: not a customer's
+            own["update_id"] += 1
+            own["business_message"] |= {"message_id": 999, "from": {"id": 1234, "first_name": "Shop"}, "text": "yes"}
+            assert (await tg.update(own).deliver(telegram.handle_http)).status == 200
+            with anyio.fail_after(30):
+                await hub.wait_idle()
+            conversation_id = f"telegram:{zoe.chat_id}"
+            transcript = await hub.store.transcript(conversation_id)
+            assert [e.message.text for e in transcript] == ["is the shop open?"]
+            await workspace.agent_answers(slack, conversation_id, "Until six")
+            with anyio.fail_after(30):
+                await hub.wait_idle()
+        assert [(m.text, m.business_connection_id) for m in tg.sent_to(zoe)] == [("Until six", "BC1")]

@@ -46,6 +46,8 @@ __all__ = ["TelegramConfig", "TelegramConnector", "parse_update"]
 
 SERVICE = "telegram"
 log = logging.getLogger("norbit_connectors.channels.telegram")
+#: ``User.details`` key of a business account chat's connection id (replies are sent through it).
+BUSINESS_DETAIL = "telegram_business_connection"
 TEXT_LIMIT = 4096
 CAPTION_LIMIT = 1024
 PHOTO_UPLOAD_LIMIT = 10 << 20
@@ -275,6 +277,11 @@ def parse_update(
     sender = dict_field(message, "from")
     if sender.get("is_bot") is True:
         return None
+    business = str_field(message, "business_connection_id") if "business" in kind else None
+    if "business" in kind and int_field(sender, "id") != chat_id:
+        # In a business account's private chat the customer's id is the chat's: this one the account itself sent.
+        log.info("%s: update %s sent by the business account: not relayed", source, update_id)
+        return None
     text, media = render_message(message, message_id)
     shown_message_id = str(message_id)
     if kind.startswith("edited_"):
@@ -291,6 +298,8 @@ def parse_update(
     language = str_field(sender, "language_code")
     if language:
         details["language"] = language
+    if business:
+        details[BUSINESS_DETAIL] = business  # replies go back through the business account
     user = User(id=f"telegram:{user_id if user_id is not None else chat_id}", name=name, details=details)
     conversation = Conversation(id=f"telegram:{chat_id}", user=user, department_id=department_id, source=source)
     at = int_field(message, "date")
@@ -373,6 +382,8 @@ class TelegramConnector(ChannelConnector):
 
     async def _send_reply(self, event: DeliverReply) -> None:
         _, chat_id = self._peer(event.conversation, ("telegram",))
+        business = event.conversation.user.details.get(BUSINESS_DETAIL)
+        via: dict[str, Any] = {"business_connection_id": business} if business else {}
         message = event.reply.message
         parts: list[tuple[str, Any]] = [("text", piece) for piece in chunk_text(message.text, TEXT_LIMIT)]
         parts.extend(("file", attachment) for attachment in message.attachments)
@@ -381,13 +392,13 @@ class TelegramConnector(ChannelConnector):
             if index < done:
                 continue
             if kind == "text":
-                result = await self.call("sendMessage", chat_id=chat_id, text=part)
+                result = await self.call("sendMessage", chat_id=chat_id, text=part, **via)
             else:
-                result = await self._send_file(chat_id, part)
+                result = await self._send_file(chat_id, part, via)
             sent_id = result.get("message_id") if isinstance(result, dict) else None
             await self._part_sent(event.conversation.id, message.id, index + 1, str(sent_id))
 
-    async def _send_file(self, chat_id: str, attachment: Attachment) -> Any:
+    async def _send_file(self, chat_id: str, attachment: Attachment, via: Mapping[str, Any]) -> Any:
         content_type = attachment.content_type or mimetypes.guess_type(attachment.name)[0] or ""
         is_photo = content_type in ("image/jpeg", "image/png", "image/webp", "image/gif")
         if attachment.content is not None:
@@ -396,13 +407,13 @@ class TelegramConnector(ChannelConnector):
             else:
                 method, field_name = "sendDocument", "document"
             upload = (attachment.name or "file", attachment.content, content_type or "application/octet-stream")
-            return await self.call(method, files={field_name: upload}, chat_id=chat_id)
+            return await self.call(method, files={field_name: upload}, chat_id=chat_id, **via)
         if attachment.url:
             if is_photo:
-                return await self.call("sendPhoto", chat_id=chat_id, photo=attachment.url)
-            return await self.call("sendDocument", chat_id=chat_id, document=attachment.url)
+                return await self.call("sendPhoto", chat_id=chat_id, photo=attachment.url, **via)
+            return await self.call("sendDocument", chat_id=chat_id, document=attachment.url, **via)
         # Neither bytes nor a link: say what was attached rather than drop it silently.
-        return await self.call("sendMessage", chat_id=chat_id, text=f"[{attachment.name}]")
+        return await self.call("sendMessage", chat_id=chat_id, text=f"[{attachment.name}]", **via)
 
 
 def _error(method: str, status: int, answer: Mapping[str, Any]) -> Exception:

@@ -54,6 +54,7 @@ class SentMessage:
     url: str | None = None
     file_name: str | None = None
     content_type: str | None = None
+    business_connection_id: str | None = None  # sent on behalf of a connected business account
 
 
 @attrs.frozen(kw_only=True)
@@ -480,7 +481,10 @@ class TelegramEmulator(LoopbackEmulator, _MessageKinds):
             raise _Failure(400, "Bad Request: message text is empty")
         if len(text) > TEXT_LIMIT:
             raise _Failure(400, "Bad Request: message is too long")
-        return self._record(chat_id=chat_id, kind="text", text=text)
+        business = args.get("business_connection_id")
+        return self._record(
+            chat_id=chat_id, kind="text", text=text, business_connection_id=str(business) if business else None
+        )
 
     def _send_media(self, kind: str, args: Mapping[str, Any], files: Mapping[str, Upload]) -> Any:
         chat_id = self._chat(args)
