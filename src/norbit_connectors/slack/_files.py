@@ -5,46 +5,35 @@ bot token. The token goes only where Slack serves files: ``https://files.slack.c
 configured ``base_url`` (Slack itself, or a local emulator in tests). Anything else (another host, another port,
 ``file:``, ``ftp:``, credentials in the URL, spaces or backslashes that parsers read differently) is refused
 before any connection is made; redirects are not followed at all (see :meth:`SlackTransport.download`).
+
+The URL checks are :mod:`norbit_connectors._urls`' (:func:`~norbit_connectors._urls.judge_url`), with Slack's
+stricter rule on top: only those two origins, and only printable ASCII.
 """
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
+from .._urls import judge_url, origin
 
-__all__ = ["MAX_FILE_URL_LENGTH", "SLACK_FILES_ORIGIN", "file_note", "may_fetch", "origin"]
+__all__ = ["MAX_FILE_URL_LENGTH", "SLACK_FILES_ORIGIN", "file_note", "may_fetch"]
 
 #: The origin Slack serves private files from.
-SLACK_FILES_ORIGIN = ("https", "files.slack.com", 443)
+SLACK_FILES_ORIGIN = "https://files.slack.com"
 #: Longest file URL the connector fetches.
 MAX_FILE_URL_LENGTH = 8192
-
-_DEFAULT_PORTS = {"http": 80, "https": 443}
-
-
-def origin(url: str) -> tuple[str, str, int] | None:
-    """``(scheme, host, port)`` of an ``http(s)`` ``url`` in lower case, or None when it has none we trust:
-    another scheme, credentials, no host, a bad port, or characters outside printable ASCII, spaces and
-    backslashes (which parsers disagree about)."""
-    if not url or len(url) > MAX_FILE_URL_LENGTH or "\\" in url:
-        return None
-    if any(not ("\x21" <= char <= "\x7e") for char in url):
-        return None
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError:
-        return None
-    scheme = parts.scheme.lower()
-    if scheme not in _DEFAULT_PORTS or "@" in parts.netloc or not parts.hostname:
-        return None
-    return scheme, parts.hostname.lower(), port if port is not None else _DEFAULT_PORTS[scheme]
 
 
 def may_fetch(url: str, *, base_url: str) -> bool:
     """Whether ``url`` may be fetched with the bot token: it is on ``https://files.slack.com`` or on the
-    origin of ``base_url``."""
-    found = origin(url)
-    return found is not None and found in (SLACK_FILES_ORIGIN, origin(base_url))
+    origin of ``base_url``, and is printable ASCII without backslashes or credentials."""
+    if not isinstance(url, str) or len(url) > MAX_FILE_URL_LENGTH:
+        return False
+    if any(not ("\x21" <= char <= "\x7e") for char in url):
+        return False
+    if origin(url) not in {SLACK_FILES_ORIGIN, origin(base_url)} - {None}:
+        return False
+    ours = (SLACK_FILES_ORIGIN, base_url)
+    verdict = judge_url(url, trusted=ours, credentials_for=ours)
+    return verdict.allowed and verdict.credentials
 
 
 def file_note(name: str) -> str:
