@@ -3,8 +3,6 @@ multi-process ones (NORBIT_TEST_POSTGRES_DSN names the server; CI sets it)."""
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Iterator
 
 import pytest
@@ -35,21 +33,3 @@ class Slack:
 def slack() -> Iterator[Slack]:
     with SlackEmulator(rate_limits="off") as emu:
         yield Slack(emu)
-
-
-@pytest.fixture
-def postgres_dsn() -> Iterator[str]:
-    server = os.environ.get(POSTGRES_ENV)
-    if not server:
-        pytest.skip(f"{POSTGRES_ENV} is not set: no PostgreSQL server for the multi-process tests")
-    import psycopg
-    from psycopg.conninfo import make_conninfo
-
-    name = f"norbit_rel_{uuid.uuid4().hex[:16]}"
-    with psycopg.connect(server, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield make_conninfo(server, dbname=name)
-    finally:
-        with psycopg.connect(server, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

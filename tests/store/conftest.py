@@ -3,9 +3,7 @@ NORBIT_TEST_POSTGRES_DSN (for instance ``postgresql://postgres@127.0.0.1:54329/p
 
 from __future__ import annotations
 
-import os
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 
@@ -18,24 +16,6 @@ TABLES = (
     "norbit_jobs",
     "norbit_rate_cells",
 )
-
-
-@pytest.fixture(scope="module")
-def postgres_dsn() -> Iterator[str]:
-    server = os.environ.get(ENV)
-    if not server:
-        pytest.skip(f"{ENV} is not set: no PostgreSQL server to test against")
-    import psycopg
-    from psycopg.conninfo import make_conninfo
-
-    name = f"norbit_test_{uuid.uuid4().hex[:16]}"
-    with psycopg.connect(server, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield make_conninfo(server, dbname=name)
-    finally:
-        with psycopg.connect(server, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture(scope="session")
