@@ -261,3 +261,10 @@ async def test_a_never_ending_download_relays_the_message_with_a_note(workspace:
             assert await hub.dead_letters() == []
             transcript = await hub.store.transcript(f"whatsapp:{maria.wa_id}")
     assert [e.message.text for e in transcript] == ["hello\n[image: not fetched (network error)]"]
+
+
+async def test_of_several_checked_addresses_an_ipv4_one_is_used() -> None:
+    resolve, recorder = Rebinding(first=("2606:2800:220:1:248:1893:25c8:1946", PUBLIC)), Recorder()
+    media = MediaClient("test", resolve=resolve, transport=recorder.transport)
+    await media.fetch("https://cdn.example.net/a", limit=1000, trusted=[])
+    assert [r.url.host for r in recorder.requests] == [PUBLIC]

@@ -45,7 +45,8 @@ async def pinned_request(
         raise TransportError(f"{service}: the file's host cannot be resolved", service=service) from None
     if not addresses or not all(address_allowed(a) for a in addresses):
         raise UnsafeUrl("a host with a private, loopback or otherwise local address")
-    address = addresses[0].split("%", 1)[0]
+    # One address, the one checked: an IPv4 one first, as the more widely routed.
+    address = next((a for a in addresses if ":" not in a), addresses[0]).split("%", 1)[0]
     target = require_httpx().URL(url)
     default_port = 443 if target.scheme == "https" else 80
     host_header = host if port == default_port else f"{host}:{port}"

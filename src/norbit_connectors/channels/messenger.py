@@ -184,7 +184,13 @@ def _event(
         text = title or render.label("button")
         return _inbound(platform, sender, mid, text, (), event, source, department_id)
     kinds = [k for k in event if k not in ("sender", "recipient", "timestamp")]
-    log.info("%s: a messaging event of kind %s ignored", source, kinds_shown(kinds))
+    receipt = set(kinds) <= {"read", "delivery"}
+    log.log(
+        logging.DEBUG if receipt else logging.INFO,
+        "%s: a messaging event of kind %s ignored",
+        source,
+        kinds_shown(kinds),
+    )
     return None
 
 
