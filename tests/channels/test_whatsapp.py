@@ -161,6 +161,7 @@ async def test_large_media_arrives_as_a_name(workspace: Workspace) -> None:
             transcript = await hub.store.transcript(f"whatsapp:{maria.wa_id}")
     (attachment,) = transcript[0].message.attachments
     assert attachment.content is None and attachment.name.startswith("image-")
+    assert transcript[0].message.text == "big\n[image: not fetched (larger than 10 bytes)]"
 
 
 async def test_statuses_and_other_numbers_are_acknowledged_and_ignored(workspace: Workspace) -> None:

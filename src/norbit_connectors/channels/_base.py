@@ -162,6 +162,7 @@ class ChannelConnector(Connector, abc.ABC):
                 continue
             if content is None:
                 log.info("%s: file %r not fetched (larger than %d bytes)", self.name, media.name, self.max_file_bytes)
+                notes.append(f"[{media_label(media)}: not fetched (larger than {_size(self.max_file_bytes)})]")
             attachments.append(Attachment(name=media.name, content=content, content_type=media.content_type))
         text = "\n".join(part for part in (str(payload["text"]), *notes) if part)
         message = Message(id=str(payload["message_id"]), text=text, attachments=tuple(attachments))
@@ -312,6 +313,10 @@ def not_fetched_note(media: MediaRef, error: Exception) -> str:
     if reason is None:
         reason = "refused" if isinstance(error, PermissionDenied) else "error"
     return f"[{kind}: not fetched ({reason})]"
+
+
+def _size(count: int) -> str:
+    return f"{count / (1 << 20):g} MB" if count >= 1 << 20 else f"{count} bytes"
 
 
 def _short_id(value: str) -> str:
