@@ -5,6 +5,7 @@ cap and an overall time limit."""
 from __future__ import annotations
 
 import socket
+import ssl
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -56,7 +57,8 @@ async def pinned_request(
 class MediaClient:
     """Downloads of media URLs for one connector. ``resolve``: the resolver (the system's by default);
     ``proxy``: a proxy URL to use, when the host wants one (the environment's proxy settings are never used);
-    ``total_timeout``: the longest a whole download may take; ``transport``: an httpx transport (for tests)."""
+    ``total_timeout``: the longest a whole download may take; ``transport``: an httpx transport (for tests);
+    ``verify``: the TLS certificate check (httpx's ``verify``: True, or an ``ssl.SSLContext`` with other roots)."""
 
     def __init__(
         self,
@@ -67,6 +69,7 @@ class MediaClient:
         resolve: Resolver | None = None,
         proxy: str | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        verify: ssl.SSLContext | bool = True,
     ) -> None:
         self.service = service
         self.timeout = timeout
@@ -74,6 +77,7 @@ class MediaClient:
         self.resolve: Resolver = resolve or system_resolve
         self.proxy = proxy
         self.transport = transport
+        self.verify = verify
 
     def _client(self) -> httpx.AsyncClient:
         from ._http import require_httpx
@@ -87,6 +91,7 @@ class MediaClient:
             proxy=self.proxy,
             transport=self.transport,
             limits=httpx_module.Limits(max_keepalive_connections=0),
+            verify=self.verify,
         )
 
     async def fetch(
