@@ -265,6 +265,11 @@ async def test_without_a_user_token_a_refused_archive_keeps_the_conversation_ope
         await team.emu.archive_as_user(team.eve, channel).deliver(slack.handle_http)
         await host.running.wait_idle()
         state = await host.running.conversation(C1.id)
+        # A Join click meanwhile is no failing invitation into the archived channel.
+        click = team.emu.block_action(team.ws.bob, team.ws.main, _card_of(team, C1)["ts"], JOIN_ACTION_ID, value=C1.id)
+        await click.deliver(slack.handle_http)
+        await host.running.wait_idle()
+        assert await host.running.dead_letters() == []
         # The bot cannot unarchive: the customer's next message continues in a new channel.
         await host.running.customer_message(C1, Message(id="m2", text="Still there?"))
         await host.running.wait_idle()

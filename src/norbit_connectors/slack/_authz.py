@@ -217,14 +217,15 @@ class Authorizer:
             await self._connector._tell_in(channel, user_id, NOT_RELAYED)
         return True
 
-    async def refuse_archive(self, user_id: str | None, channel: str, conversation_id: str) -> bool:
-        """Whether archiving ``channel`` in Slack by ``user_id`` is refused: the conversation stays open, the
-        channel is unarchived again where a user token allows, and the user is told."""
+    async def refuse_archive(self, user_id: str | None, channel: str, conversation_id: str) -> str | None:
+        """None when ``user_id`` may archive ``channel`` in Slack; otherwise the conversation stays open, the
+        user is told, and the answer says what became of the channel: ``"unarchived"`` again (with a user
+        token), or ``"archived"`` still (a bot cannot unarchive)."""
         connector = self._connector
         if not connector.config.agent_links or (user_id and user_id == connector.bot_user_id):
-            return False
+            return None
         if await self.may_act(user_id, conversation_id):
-            return False
+            return None
         unarchived = False
         if connector.transport.has_user_token:
             try:
@@ -241,15 +242,16 @@ class Authorizer:
             channel,
             " and the channel was unarchived" if unarchived else "",
         )
+        outcome = "unarchived" if unarchived else "archived"
         if not user_id:
-            return True
+            return outcome
         what = NOT_ALLOWED.format(what="archive this conversation")
         ref, _ = await connector._doc(CONVERSATIONS, conversation_id)
         link = ((await connector._doc(LINKS, str(ref["link"])))[0] if ref is not None else None) or {}
         if unarchived:
             await connector._rejoin(channel, private=bool(link.get("private", True)))
             await connector._tell_in(channel, user_id, f"{what} The channel was unarchived.")
-            return True
+            return outcome
         # A bot cannot write in an archived channel: a direct message, or a note under the notice card.
         note = f"{what} The conversation stays open; its next message opens a new channel."
         try:
@@ -257,4 +259,4 @@ class Authorizer:
         except RemoteError as exc:
             log.info("could not write to %s directly (%s): telling them under the notice card", user_id, exc.code)
             await connector._tell(link, user_id, note)
-        return True
+        return outcome

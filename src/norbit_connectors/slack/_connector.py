@@ -1056,7 +1056,11 @@ class SlackConnector(Connector):
         if link is None or link.get("channel") != channel:
             return None
         # Archived by us (the link says so already), or by someone who may: the conversation is archived too.
-        if not link.get("archived") and await self.authz.refuse_archive(user_id, channel, conversation_id):
+        refused = None if link.get("archived") else await self.authz.refuse_archive(user_id, channel, conversation_id)
+        if refused == "archived":
+            # Still archived in Slack, the conversation open: its next message reopens or continues the channel.
+            await self._change_link(key, _archived_change(channel))
+        if refused is not None:
             return None
         await self._forget_card(await self._change_link(key, _archived_change(channel)))
         return Batch(
