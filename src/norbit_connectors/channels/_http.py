@@ -14,6 +14,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from .._connector import HttpResponse
+from .._json import MAX_JSON_DEPTH, json_depth
 from ..exceptions import ConfigurationError, InvalidRequest, TransportError
 from ._fetch import MediaClient
 
@@ -57,10 +58,6 @@ def same_secret(given: str | None, expected: str) -> bool:
     if given is None:
         return False
     return hmac.compare_digest(given.encode("utf-8", "surrogatepass"), expected.encode("utf-8", "surrogatepass"))
-
-
-#: Deepest nesting accepted in a webhook body (the platforms' own bodies stay under ten levels).
-MAX_JSON_DEPTH = 64
 
 
 def json_object(body: bytes) -> dict[str, Any]:
@@ -116,23 +113,6 @@ def clean_strings(value: Any, key: Any = None) -> Any:
 def raw_digest(value: str) -> str:
     """``sha256:<hex>`` of ``value`` as it was sent (lone surrogates included)."""
     return "sha256:" + hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()
-
-
-def json_depth(value: Any) -> int:
-    """How deeply ``value`` (a decoded JSON value) nests: 0 for a scalar, 1 for a flat list or object."""
-    deepest = 0
-    stack: list[tuple[Any, int]] = [(value, 0)]
-    while stack:
-        item, depth = stack.pop()
-        if isinstance(item, dict):
-            children: Any = item.values()
-        elif isinstance(item, list):
-            children = item
-        else:
-            continue
-        deepest = max(deepest, depth + 1)
-        stack.extend((child, depth + 1) for child in children)
-    return deepest
 
 
 def verify_meta_signature(headers: Mapping[str, str], body: bytes, app_secret: str) -> None:

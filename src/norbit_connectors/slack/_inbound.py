@@ -22,6 +22,7 @@ from urllib.parse import parse_qsl
 
 from attrs import field, frozen
 
+from .._json import MAX_JSON_DEPTH, json_depth
 from ..exceptions import InvalidRequest
 
 __all__ = [
@@ -61,8 +62,6 @@ _EMPTY_MAPPING: Mapping[str, Any] = MappingProxyType({})
 MAX_ID_LENGTH = 255
 #: Longest button value we accept (Block Kit's own limit for a button's ``value``).
 MAX_VALUE_LENGTH = 2000
-#: Deepest JSON nesting we accept in a body; Slack's payloads (Block Kit included) stay far below it.
-MAX_JSON_DEPTH = 64
 
 # Slack's ids are printable ASCII without spaces: this rules out NUL, lone surrogates and anything a store
 # cannot keep as a key.
@@ -455,25 +454,6 @@ def is_human_message(event: SlackEvent, *, bot_user_id: str | None) -> bool:
 
 
 # --------------------------------------------------------------------------------------------------- bodies
-
-
-def json_depth(value: Any) -> int:
-    """How deeply ``value`` (decoded JSON) nests lists and objects: 0 for a scalar, 1 for ``[]`` or ``{}``.
-
-    Iterative, so that no depth can exhaust the stack."""
-    deepest = 0
-    stack: list[tuple[Any, int]] = [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        if isinstance(item, dict):
-            children: Any = item.values()
-        elif isinstance(item, list):
-            children = item
-        else:
-            continue
-        deepest = max(deepest, depth)
-        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
-    return deepest
 
 
 def _load_json(text: str, where: str) -> dict[str, Any]:
