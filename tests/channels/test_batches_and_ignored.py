@@ -178,6 +178,19 @@ def test_telegram_updates_not_relayed_are_logged(caplog: pytest.LogCaptureFixtur
     assert any("update 2 of kind callback_query ignored" in m for m in logged), logged
 
 
+def test_telegram_group_chats_and_bots_are_logged(caplog: pytest.LogCaptureFixture) -> None:
+    group = _tg("message", {"text": "hi all"})
+    group["message"]["chat"] = {"id": -100, "type": "supergroup"}
+    bot = _tg("message", {"text": "beep"})
+    bot["message"]["from"] = {"id": 7, "is_bot": True, "first_name": "Other bot"}
+    with caplog.at_level(logging.INFO):
+        assert parse_update(group) is None
+        assert parse_update(bot) is None
+    logged = [r.getMessage() for r in caplog.records]
+    assert any(f"update {group['update_id']} from a supergroup chat: not relayed" in m for m in logged), logged
+    assert any(f"update {bot['update_id']} sent by a bot: not relayed" in m for m in logged), logged
+
+
 async def test_a_telegram_edit_reaches_slack(workspace: Workspace) -> None:
     with TelegramEmulator() as tg:
         telegram = TelegramConnector(

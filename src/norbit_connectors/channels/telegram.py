@@ -273,9 +273,12 @@ def parse_update(
     if chat_id is None or message_id is None:
         raise InvalidRequest("update.message needs message_id and chat.id")
     if chat.get("type", "private") != "private":
-        return None  # the bot serves one customer per private chat; groups are not conversations
+        # The bot serves one customer per private chat; groups and channels are not conversations.
+        log.info("%s: update %s from a %s chat: not relayed", source, update_id, kinds_shown([str(chat.get("type"))]))
+        return None
     sender = dict_field(message, "from")
     if sender.get("is_bot") is True:
+        log.info("%s: update %s sent by a bot: not relayed", source, update_id)
         return None
     business = str_field(message, "business_connection_id") if "business" in kind else None
     if "business" in kind and int_field(sender, "id") != chat_id:
