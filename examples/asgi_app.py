@@ -32,7 +32,7 @@ from norbit_connectors import AgentReply, Conversation, Message, NorbitError, Us
 from norbit_connectors.hub import Hub
 from norbit_connectors.slack import SlackConfig, SlackConnector, SlackLimiter
 from norbit_connectors.store import SQLiteStore
-from norbit_connectors.testing._slack_emulator import SlackEmulator
+from norbit_connectors.testing import SlackEmulator
 
 
 def create_app(config: SlackConfig, database: str | Path, *, limiter: SlackLimiter | None = None) -> Starlette:

@@ -31,7 +31,7 @@ from norbit_connectors import AgentReply, Conversation, Message, NorbitError, Us
 from norbit_connectors.hub import Hub
 from norbit_connectors.slack import SlackConfig, SlackConnector
 from norbit_connectors.store import PostgresStore
-from norbit_connectors.testing._slack_emulator import SlackEmulator
+from norbit_connectors.testing import SlackEmulator
 
 ROOT = Path(__file__).resolve().parents[2]
 PROXIES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")
