@@ -296,7 +296,17 @@ class PostgresStore(ThreadedStoreLifecycle):
                 "DELETE FROM norbit_jobs WHERE id = %s AND lease_owner = %s AND NOT dead", (job_id, owner)
             )
 
-        def finish(conn: psycopg.Connection[Any]) -> bool:
+        return await self._with_held_job(
+            job_id, owner, batch, now, lambda conn: conn.execute("DELETE FROM norbit_jobs WHERE id = %s", (job_id,))
+        )
+
+    async def _with_held_job(
+        self, job_id: int, owner: str, batch: Batch, now: float, then: Callable[[psycopg.Connection[Any]], object]
+    ) -> bool:
+        """In one transaction: if ``owner`` holds the job, commit ``batch`` and run ``then``; False otherwise (and
+        when the batch conflicts, with nothing written)."""
+
+        def held(conn: psycopg.Connection[Any]) -> bool:
             row = conn.execute(
                 "SELECT lease_owner FROM norbit_jobs WHERE id = %s AND NOT dead FOR UPDATE", (job_id,)
             ).fetchone()
@@ -306,10 +316,10 @@ class PostgresStore(ThreadedStoreLifecycle):
                 _commit(conn, batch, now)
             except _Abort:
                 raise _Abort(False) from None
-            conn.execute("DELETE FROM norbit_jobs WHERE id = %s", (job_id,))
+            then(conn)
             return True
 
-        return await self._run(finish, transaction=True)
+        return await self._run(held, transaction=True)
 
     async def retry_job(self, job_id: int, owner: str, *, not_before: float, error: str, now: float) -> bool:
         check_time("not_before", not_before)
@@ -335,20 +345,9 @@ class PostgresStore(ThreadedStoreLifecycle):
         if not batch:
             return await self._update_held(park, (reason, now, job_id, owner))
 
-        def park_with(conn: psycopg.Connection[Any]) -> bool:
-            row = conn.execute(
-                "SELECT lease_owner FROM norbit_jobs WHERE id = %s AND NOT dead FOR UPDATE", (job_id,)
-            ).fetchone()
-            if row is None or row[0] != owner:
-                return False
-            try:
-                _commit(conn, batch, now)
-            except _Abort:
-                raise _Abort(False) from None
-            conn.execute(park, (reason, now, job_id, owner))
-            return True
-
-        return await self._run(park_with, transaction=True)
+        return await self._with_held_job(
+            job_id, owner, batch, now, lambda conn: conn.execute(park, (reason, now, job_id, owner))
+        )
 
     async def _update_held(self, sql: str, params: Sequence[Any]) -> bool:
         return await self._run(lambda conn: conn.execute(sql, params).rowcount == 1)

@@ -598,17 +598,9 @@ class SQLiteStore(ThreadedStoreLifecycle):
         return await self._run_write(claim)
 
     async def finish_job(self, job_id: int, owner: str, *, batch: Batch | None = None, now: float) -> bool:
-        def finish(conn: sqlite3.Connection) -> bool:
-            if not _holds(conn, job_id, owner):
-                return False
-            if batch and _check(conn, batch) is not None:
-                return False
-            if batch:
-                _apply(conn, batch, now)
-            conn.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
-            return True
-
-        return await self._run_write(finish)
+        return await self._run_write(
+            _with_held_job(job_id, owner, batch, now, "DELETE FROM jobs WHERE id = ?", (job_id,))
+        )
 
     async def retry_job(self, job_id: int, owner: str, *, not_before: float, error: str, now: float) -> bool:
         check_time("not_before", not_before)
@@ -626,21 +618,11 @@ class SQLiteStore(ThreadedStoreLifecycle):
     async def dead_letter_job(
         self, job_id: int, owner: str, *, reason: str, now: float, batch: Batch | None = None
     ) -> bool:
-        def park(conn: sqlite3.Connection) -> bool:
-            if not _holds(conn, job_id, owner):
-                return False
-            if batch and _check(conn, batch) is not None:
-                return False
-            if batch:
-                _apply(conn, batch, now)
-            conn.execute(
-                "UPDATE jobs SET attempts = attempts + 1, last_error = ?, dead = 1, not_before = ?, "
-                "lease_owner = NULL, lease_until = NULL WHERE id = ?",
-                (reason, now, job_id),
-            )
-            return True
-
-        return await self._run_write(park)
+        park = (
+            "UPDATE jobs SET attempts = attempts + 1, last_error = ?, dead = 1, not_before = ?, "
+            "lease_owner = NULL, lease_until = NULL WHERE id = ?"
+        )
+        return await self._run_write(_with_held_job(job_id, owner, batch, now, park, (reason, now, job_id)))
 
     async def _update_held(self, sql: str, params: Sequence[Any]) -> bool:
         return await self._run_write(lambda conn: conn.execute(sql, params).rowcount == 1)
@@ -706,6 +688,25 @@ def _reserve(conn: sqlite3.Connection, key: str, earliest: float, cost: float) -
         (key, float(earliest), float(cost)),
     ).fetchone()
     return float(row[0])
+
+
+def _with_held_job(
+    job_id: int, owner: str, batch: Batch | None, now: float, sql: str, params: Sequence[Any]
+) -> Callable[[sqlite3.Connection], bool]:
+    """A write that, if ``owner`` holds the job and ``batch`` (when given) does not conflict, applies the batch and
+    runs ``sql``; it answers False, writing nothing, otherwise."""
+
+    def write(conn: sqlite3.Connection) -> bool:
+        if not _holds(conn, job_id, owner):
+            return False
+        if batch and _check(conn, batch) is not None:
+            return False
+        if batch:
+            _apply(conn, batch, now)
+        conn.execute(sql, params)
+        return True
+
+    return write
 
 
 def _holds(conn: sqlite3.Connection, job_id: int, owner: str) -> bool:
