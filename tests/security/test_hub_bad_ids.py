@@ -4,8 +4,6 @@ end to end."""
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -18,11 +16,11 @@ from norbit_connectors import Agent, Conversation, Message, UsageError, User
 from norbit_connectors._validate import MAX_ID_LENGTH
 from norbit_connectors.hub import Hub
 from norbit_connectors.store import PostgresStore, SQLiteStore, Store
+from tests._postgres import fresh_database
 from tests.hub._recording import RecordingConnector
 
 pytestmark = pytest.mark.anyio
 
-ENV = "NORBIT_TEST_POSTGRES_DSN"
 
 HOSTILE = [
     pytest.param("conv\x00id", id="NUL"),
@@ -54,20 +52,9 @@ ODD_BUT_FINE = [
 
 @pytest.fixture(scope="module")
 def postgres_dsn() -> Iterator[str]:
-    server = os.environ.get(ENV)
-    if not server:
-        pytest.skip(f"{ENV} is not set: no PostgreSQL server to test against")
-    import psycopg
-    from psycopg.conninfo import make_conninfo
-
-    name = f"norbit_test_{uuid.uuid4().hex[:16]}"
-    with psycopg.connect(server, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield make_conninfo(server, dbname=name)
-    finally:
-        with psycopg.connect(server, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    """One database for the module: its tests use distinct ids."""
+    with fresh_database() as dsn:
+        yield dsn
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
