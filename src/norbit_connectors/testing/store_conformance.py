@@ -29,7 +29,14 @@ from .._models import Attachment, Message
 from ..exceptions import UsageError
 from ..store import Batch, InboxKey, Job, NewJob, Put, RateCells, Store, TranscriptEntry
 
-__all__ = ["JSON_SAMPLES", "RateCellConformance", "StoreConformance"]
+__all__ = [
+    "JSON_SAMPLES",
+    "ConcurrencyConformance",
+    "DocumentConformance",
+    "JobConformance",
+    "RateCellConformance",
+    "StoreConformance",
+]
 
 #: Values every store must return exactly as ``json.loads(json.dumps(value))``.
 JSON_SAMPLES: tuple[Any, ...] = (
@@ -169,27 +176,8 @@ class RateCellConformance:
         assert await cells.reserve_rate("idle", now=60.0, cost=1.0) == 60.0
 
 
-class StoreConformance(RateCellConformance):
-    """Subclass it and override the ``store`` fixture with an async fixture yielding an open, empty store."""
-
-    @pytest.fixture
-    async def store(self) -> Store:
-        raise NotImplementedError("override the `store` fixture: yield an open, empty Store")
-
-    # -- lifecycle ----------------------------------------------------------------------------------------
-
-    @pytest.mark.anyio
-    async def test_is_a_store_and_open_close_idempotent(self, store: Store) -> None:
-        assert isinstance(store, Store)
-        await store.open()
-        await store.open()
-        assert await store.get("ns", "k") is None
-
-    @pytest.mark.anyio
-    async def test_empty_batch_commits(self, store: Store) -> None:
-        result = await store.commit(Batch(), now=1.0)
-        assert result.ok
-        assert (result.versions, result.seqs, result.job_ids) == ((), (), ())
+class DocumentConformance:
+    """The store conformance checks of documents, transcripts and the inbox (part of :class:`StoreConformance`)."""
 
     # -- documents ----------------------------------------------------------------------------------------
 
@@ -456,6 +444,10 @@ class StoreConformance(RateCellConformance):
         assert await store.pending_jobs() == 1
         assert _ids(await store.dead_letters()) == [b]
         assert await store.finish_job(c, "w", now=2)
+
+
+class JobConformance:
+    """The store conformance checks of the job queue and dead letters (part of :class:`StoreConformance`)."""
 
     # -- jobs ---------------------------------------------------------------------------------------------
 
@@ -731,6 +723,10 @@ class StoreConformance(RateCellConformance):
         assert await store.next_job_time() is None
         assert await store.pending_jobs() == 0
 
+
+class ConcurrencyConformance:
+    """The store conformance checks of concurrent use (part of :class:`StoreConformance`)."""
+
     # -- concurrency --------------------------------------------------------------------------------------
 
     @pytest.mark.anyio
@@ -878,3 +874,26 @@ class StoreConformance(RateCellConformance):
         assert await store.requeue_dead_letter(third.id, now=15)
         (requeued,) = await store.claim_jobs("w4", now=16, lease_seconds=10, limit=5)
         assert requeued.claims >= 1 and requeued.attempts == 2
+
+
+class StoreConformance(RateCellConformance, DocumentConformance, JobConformance, ConcurrencyConformance):
+    """Subclass it and override the ``store`` fixture with an async fixture yielding an open, empty store."""
+
+    @pytest.fixture
+    async def store(self) -> Store:
+        raise NotImplementedError("override the `store` fixture: yield an open, empty Store")
+
+    # -- lifecycle ----------------------------------------------------------------------------------------
+
+    @pytest.mark.anyio
+    async def test_is_a_store_and_open_close_idempotent(self, store: Store) -> None:
+        assert isinstance(store, Store)
+        await store.open()
+        await store.open()
+        assert await store.get("ns", "k") is None
+
+    @pytest.mark.anyio
+    async def test_empty_batch_commits(self, store: Store) -> None:
+        result = await store.commit(Batch(), now=1.0)
+        assert result.ok
+        assert (result.versions, result.seqs, result.job_ids) == ((), (), ())
